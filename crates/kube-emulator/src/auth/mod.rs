@@ -1,0 +1,1 @@
+//! Authentication (ServiceAccount JWTs, TokenReview) and RBAC authorization.

@@ -1,0 +1,1 @@
+//! TODO: placeholder, filled in by the module's owner.

@@ -1,0 +1,66 @@
+//! The crate's one error type: a variant per operation that can fail, carrying its cause.
+//!
+//! Secrets never reach these messages: Vault tokens, the AppRole secret-id and JWTs are kept out
+//! of every variant (Vault error bodies are included, but Vault never echoes credentials).
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the controller and its commands.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting (flag or env var) is missing or invalid.
+    #[error("invalid setting {setting}: {message}")]
+    InvalidSetting { setting: String, message: String },
+
+    /// A Kubernetes API call failed.
+    #[error("kubernetes: {operation} failed: {source}")]
+    Kube {
+        operation: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Could not load a kubeconfig or the in-cluster configuration.
+    #[error("kubernetes configuration: {0}")]
+    KubeConfig(String),
+
+    /// A Vault request could not be sent or its answer not read (network, TLS, timeout).
+    #[error("vault: {operation} failed: {source}")]
+    VaultTransport {
+        operation: String,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// Vault answered a request with an error status.
+    #[error("vault: {operation} failed with HTTP {status}: {message}")]
+    VaultStatus {
+        operation: String,
+        status: u16,
+        message: String,
+    },
+
+    /// Vault answered with a body this tool could not understand.
+    #[error("vault: {operation}: unexpected response: {message}")]
+    VaultResponse { operation: String, message: String },
+
+    /// Building the Vault HTTP client failed (bad CA file, TLS setup).
+    #[error("vault client setup: {0}")]
+    VaultSetup(String),
+
+    /// Another type of auth method sits at the mount path: the tool refuses to touch it.
+    #[error(
+        "auth method at auth/{path} is of type {found:?}, not \"kubernetes\": refusing to touch it \
+         (disable it or choose another --vault-mount)"
+    )]
+    ForeignMount { path: String, found: String },
+
+    /// The reviewer token Secret did not get its token in time.
+    #[error("token of Secret {namespace}/{name} was not filled in by Kubernetes within {seconds} s")]
+    ReviewerTokenTimeout {
+        namespace: String,
+        name: String,
+        seconds: u64,
+    },
+}

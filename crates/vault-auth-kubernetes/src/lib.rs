@@ -1,0 +1,22 @@
+//! vault-auth-kubernetes: keeps the Kubernetes auth method of Vault/OpenBao in sync with a cluster.
+//!
+//! Layout (each module does one job):
+//! - [`roles`]: parse, validate and normalise the role entries of the `vault-auth-roles` ConfigMap
+//!   (pure; the same code backs the controller and the offline `validate` command).
+//! - [`desired`]: the ServiceAccounts the roles ask for, given the cluster's namespaces (pure).
+//! - [`plan`]: the difference between desired and observed state as a list of actions (pure).
+//! - [`vault`]: the Vault/OpenBao HTTP client and the AppRole session.
+//! - [`k8s`]: Kubernetes side: reviewer ServiceAccount and token, managed ServiceAccounts, Events.
+//! - [`names`]: the fixed names, labels and annotations shared with the original tool.
+#![forbid(unsafe_code)]
+
+pub mod desired;
+pub mod error;
+pub mod k8s;
+pub mod metrics;
+pub mod names;
+pub mod plan;
+pub mod roles;
+pub mod vault;
+
+pub use error::{Error, Result};
