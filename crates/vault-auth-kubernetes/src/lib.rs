@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod names;
 pub mod plan;
 pub mod roles;
+pub mod secret;
 pub mod vault;
 
 pub use error::{Error, Result};
