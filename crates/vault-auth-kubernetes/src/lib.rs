@@ -10,14 +10,18 @@
 //! - [`names`]: the fixed names, labels and annotations shared with the original tool.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod desired;
 pub mod error;
 pub mod k8s;
 pub mod metrics;
+pub mod mount;
 pub mod names;
 pub mod plan;
 pub mod roles;
 pub mod secret;
+pub mod settings;
+pub mod telemetry;
 pub mod vault;
 
 pub use error::{Error, Result};

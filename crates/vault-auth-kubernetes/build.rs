@@ -1,0 +1,19 @@
+//! Records the git revision the binary is built from, for `--version`.
+
+use std::process::Command;
+
+fn main() {
+    let revision = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown revision".to_string());
+    println!("cargo:rustc-env=VAK_GIT_REVISION={revision}");
+    // Rebuild when HEAD moves (the paths are relative to this crate).
+    println!("cargo:rerun-if-changed=../../.git/HEAD");
+    println!("cargo:rerun-if-changed=../../.git/refs/heads");
+}

@@ -1,0 +1,266 @@
+//! Settings resolved from flags and env vars, validated once at start.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::SettingsArgs;
+use crate::error::{Error, Result};
+use crate::mount::Mount;
+use crate::names::DEFAULT_NAMESPACE;
+use crate::secret::Secret;
+
+/// Where the in-cluster namespace of the pod is mounted.
+pub const IN_CLUSTER_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// Vault connection settings.
+#[derive(Clone, Debug)]
+pub struct VaultConnection {
+    pub addr: String,
+    pub namespace: Option<String>,
+    pub ca_cert_file: Option<PathBuf>,
+    pub skip_tls_verify: bool,
+    pub approle_mount: String,
+    pub role_id: String,
+    pub secret_id: Secret,
+}
+
+/// Everything the controller and the online commands need, validated.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub kubeconfig: Option<PathBuf>,
+    pub vault_kube_host: Option<String>,
+    pub mount: Mount,
+    pub vault: VaultConnection,
+    /// Namespace of the controller and of the roles ConfigMap.
+    pub namespace: String,
+    pub resync_interval: Duration,
+}
+
+/// A required setting: the flag and env var a user can set it with.
+struct Required {
+    flag: &'static str,
+    env: &'static str,
+}
+
+fn required(value: &Option<String>, req: Required) -> Result<String> {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(v.to_string()),
+        _ => Err(Error::InvalidSetting {
+            setting: format!("--{} (env {})", req.flag, req.env),
+            message: "is required but not set".to_string(),
+        }),
+    }
+}
+
+fn non_empty(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+impl Settings {
+    /// Validates the arguments. Every missing required value is named by flag and env var.
+    pub fn from_args(args: &SettingsArgs) -> Result<Settings> {
+        Self::from_args_with_namespace_file(args, Path::new(IN_CLUSTER_NAMESPACE_FILE))
+    }
+
+    fn from_args_with_namespace_file(args: &SettingsArgs, ns_file: &Path) -> Result<Settings> {
+        let mut missing = Vec::new();
+        let mut take = |value: &Option<String>, flag, env| {
+            required(value, Required { flag, env })
+                .map_err(|e| missing.push(e.to_string()))
+                .unwrap_or_default()
+        };
+        let vault_host = take(&args.vault_host, "vault-host", "VAK_VAULT_HOST");
+        let mount = take(&args.vault_mount, "vault-mount", "VAK_VAULT_MOUNT");
+        let role_id = take(&args.vault_role_id, "vault-role-id", "VAK_VAULT_ROLE_ID");
+        let secret_id = take(&args.vault_secret_id, "vault-secret-id", "VAK_VAULT_SECRET_ID");
+        if !missing.is_empty() {
+            return Err(Error::InvalidSetting {
+                setting: "required settings".to_string(),
+                message: missing.join("; "),
+            });
+        }
+
+        let mount = Mount::parse(&mount).map_err(|message| Error::InvalidSetting {
+            setting: "--vault-mount (env VAK_VAULT_MOUNT)".to_string(),
+            message,
+        })?;
+        let addr = validate_url(&vault_host, "--vault-host (env VAK_VAULT_HOST)")?;
+        let vault_kube_host = non_empty(&args.vault_kube_host)
+            .map(|h| validate_url(&h, "--vault-kube-host (env VAK_VAULT_KUBE_HOST)"))
+            .transpose()?;
+        if let Some(ca) = &args.vault_ca_cert
+            && !ca.is_file()
+        {
+            return Err(Error::InvalidSetting {
+                setting: "--vault-ca-cert (env VAK_VAULT_CA_CERT)".to_string(),
+                message: format!("{} is not a readable file", ca.display()),
+            });
+        }
+        let approle_mount = args.vault_approle_mount.trim().trim_matches('/').to_string();
+        if approle_mount.is_empty() {
+            return Err(Error::InvalidSetting {
+                setting: "--vault-approle-mount (env VAK_VAULT_APPROLE_MOUNT)".to_string(),
+                message: "must not be empty".to_string(),
+            });
+        }
+        let namespace = non_empty(&args.namespace)
+            .or_else(|| {
+                std::fs::read_to_string(ns_file)
+                    .ok()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+            })
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+
+        Ok(Settings {
+            kubeconfig: args.kubeconfig.clone().filter(|p| !p.as_os_str().is_empty()),
+            vault_kube_host,
+            mount,
+            vault: VaultConnection {
+                addr,
+                namespace: non_empty(&args.vault_namespace),
+                ca_cert_file: args.vault_ca_cert.clone(),
+                skip_tls_verify: args.vault_skip_verify,
+                approle_mount,
+                role_id,
+                secret_id: Secret::new(secret_id),
+            },
+            namespace,
+            resync_interval: args.resync_interval,
+        })
+    }
+}
+
+fn validate_url(value: &str, setting: &str) -> Result<String> {
+    let parsed = url::Url::parse(value).map_err(|e| Error::InvalidSetting {
+        setting: setting.to_string(),
+        message: format!("{value:?} is not a URL ({e}); e.g. https://vault.example.com:8200"),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(Error::InvalidSetting {
+            setting: setting.to_string(),
+            message: format!("{value:?} must be an http(s) URL with a host"),
+        });
+    }
+    Ok(value.trim_end_matches('/').to_string())
+}
+
+impl fmt::Display for Settings {
+    /// One line for the startup log; secrets show as `******`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kubeconfig = self
+            .kubeconfig
+            .as_ref()
+            .map_or_else(|| "(in-cluster)".to_string(), |p| p.display().to_string());
+        write!(
+            f,
+            "kubeconfig: {kubeconfig:?} vault-host: {:?} vault-mount: {:?} vault-kube-host: {:?} \
+             vault-role-id: {} vault-secret-id: {} vault-namespace: {:?} vault-ca-cert: {:?} \
+             vault-skip-verify: {} vault-approle-mount: {:?} namespace: {:?} resync-interval: {}",
+            self.vault.addr,
+            self.mount.as_str(),
+            self.vault_kube_host.as_deref().unwrap_or("(from kubeconfig)"),
+            crate::secret::REDACTED,
+            self.vault.secret_id,
+            self.vault.namespace.as_deref().unwrap_or(""),
+            self.vault
+                .ca_cert_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            self.vault.skip_tls_verify,
+            self.vault.approle_mount,
+            self.namespace,
+            humantime::format_duration(self.resync_interval),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> SettingsArgs {
+        let argv = std::iter::once("vak").chain(extra.iter().copied());
+        Cli::try_parse_from(argv).expect("parses").settings
+    }
+
+    const FULL: &[&str] = &[
+        "--vault-host",
+        "https://vault:8200/",
+        "--vault-mount",
+        "prod/eu1",
+        "--vault-role-id",
+        "role-123",
+        "--vault-secret-id",
+        "s3cr3t-value",
+    ];
+
+    #[test]
+    fn missing_required_values_name_flag_and_env_var() {
+        // Env vars of the real process must not leak into this test's expectations.
+        let a = SettingsArgs {
+            vault_host: None,
+            vault_mount: None,
+            vault_role_id: Some("  ".into()),
+            vault_secret_id: None,
+            ..args(&[])
+        };
+        let err = Settings::from_args(&a).unwrap_err().to_string();
+        for want in [
+            "--vault-host (env VAK_VAULT_HOST)",
+            "--vault-mount (env VAK_VAULT_MOUNT)",
+            "--vault-role-id (env VAK_VAULT_ROLE_ID)",
+            "--vault-secret-id (env VAK_VAULT_SECRET_ID)",
+        ] {
+            assert!(err.contains(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn display_hides_secrets() {
+        let s = Settings::from_args(&args(FULL)).unwrap();
+        let line = s.to_string();
+        assert!(!line.contains("s3cr3t-value"), "{line}");
+        assert!(!line.contains("role-123"), "{line}");
+        assert!(line.contains("vault-secret-id: ******"), "{line}");
+        assert!(!format!("{s:?}").contains("s3cr3t-value"));
+        assert_eq!(s.vault.addr, "https://vault:8200");
+    }
+
+    #[test]
+    fn rejects_bad_mount_and_url_naming_the_flag() {
+        let mut a = args(FULL);
+        a.vault_mount = Some("/prod".into());
+        let err = Settings::from_args(&a).unwrap_err().to_string();
+        assert!(err.contains("--vault-mount (env VAK_VAULT_MOUNT)"), "{err}");
+
+        let mut a = args(FULL);
+        a.vault_host = Some("vault:8200".into());
+        let err = Settings::from_args(&a).unwrap_err().to_string();
+        assert!(err.contains("--vault-host"), "{err}");
+    }
+
+    #[test]
+    fn namespace_defaults_to_in_cluster_file_then_vault_auth() {
+        let mut a = args(FULL);
+        a.namespace = None;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("namespace");
+        let s = Settings::from_args_with_namespace_file(&a, &file).unwrap();
+        assert_eq!(s.namespace, "vault-auth");
+        std::fs::write(&file, "platform\n").unwrap();
+        let s = Settings::from_args_with_namespace_file(&a, &file).unwrap();
+        assert_eq!(s.namespace, "platform");
+        a.namespace = Some("explicit".into());
+        let s = Settings::from_args_with_namespace_file(&a, &file).unwrap();
+        assert_eq!(s.namespace, "explicit");
+    }
+}

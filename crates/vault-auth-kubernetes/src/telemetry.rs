@@ -1,0 +1,26 @@
+//! Logging setup: `tracing` with an env-filter, as text or JSON lines.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::LogFormat;
+use crate::error::{Error, Result};
+
+/// Installs the global subscriber. `level` is a level name or tracing directives
+/// (e.g. `info,vault_auth_kubernetes=debug`). Logs go to stderr.
+pub fn init(level: &str, format: LogFormat) -> Result<()> {
+    let filter = EnvFilter::try_new(level).map_err(|e| Error::InvalidSetting {
+        setting: "--log-level (env VAK_LOG_LEVEL)".to_string(),
+        message: format!("{level:?}: {e}"),
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    installed.map_err(|e| Error::InvalidSetting {
+        setting: "logging".to_string(),
+        message: e.to_string(),
+    })
+}
