@@ -49,6 +49,29 @@ pub enum Error {
     #[error("vault client setup: {0}")]
     VaultSetup(String),
 
+    /// The TLS connection to Vault failed, typically because its certificate is not trusted.
+    #[error(
+        "vault: {operation} failed: TLS certificate problem with {addr}: {message}; to fix: {hint}"
+    )]
+    VaultTls {
+        operation: String,
+        addr: String,
+        message: String,
+        hint: String,
+    },
+
+    /// No auth method is mounted where the request was sent (Vault: "no handler for route").
+    #[error("vault: {operation} failed: no auth method is mounted at auth/{path}")]
+    VaultMountMissing { operation: String, path: String },
+
+    /// A mount path or role name would address another Vault path than intended.
+    #[error("vault: {operation}: invalid path {path:?}: {message}")]
+    VaultInvalidPath {
+        operation: String,
+        path: String,
+        message: String,
+    },
+
     /// Another type of auth method sits at the mount path: the tool refuses to touch it.
     #[error(
         "auth method at auth/{path} is of type {found:?}, not \"kubernetes\": refusing to touch it \

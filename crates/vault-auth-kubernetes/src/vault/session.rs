@@ -1,0 +1,435 @@
+//! The AppRole session: one token shared by every request, renewed before it expires, and
+//! replaced by a new login only when renewal cannot help.
+//!
+//! Why so careful: each AppRole login creates a token and a lease in Vault. Controllers that log
+//! in on every reconcile have filled Vault with hundreds of thousands of leases. Here a login
+//! happens when no usable token is held, when the token cannot be renewed any further (not
+//! renewable, its max TTL reached, or the renewal refused), or when Vault rejects the token
+//! itself (see [`Session::recover_from_forbidden`]).
+
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::http::{Method, Transport, VaultPath};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::secret::Secret;
+
+/// First retry delay after a failed login or renewal; doubles per failure.
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+/// Longest delay between retries.
+const BACKOFF_CAP: Duration = Duration::from_secs(60);
+
+/// What readiness and metrics need to know about the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenStatus {
+    /// A token is held and has not expired.
+    pub valid: bool,
+    /// Time left before it expires; `None` when the token never expires.
+    pub ttl: Option<Duration>,
+    /// Whether the next refresh will try a renewal (false: it will log in again).
+    pub renewable: bool,
+}
+
+/// The AppRole credentials.
+pub(crate) struct Credentials {
+    pub(crate) approle_mount: String,
+    pub(crate) role_id: String,
+    pub(crate) secret_id: Secret,
+}
+
+/// The token currently held.
+#[derive(Clone)]
+struct Held {
+    token: Secret,
+    /// Increases with every login, so a request can tell whether the token it was refused with
+    /// has already been replaced by someone else.
+    generation: u64,
+    /// Start of the current lease (the login or the last renewal).
+    since: Instant,
+    /// Lease granted at `since`; zero means the token never expires.
+    lease: Duration,
+    /// TTL granted at login: what each renewal asks for again.
+    login_ttl: Duration,
+    renewable: bool,
+}
+
+impl Held {
+    fn expires(&self) -> Option<Instant> {
+        (!self.lease.is_zero()).then(|| self.since + self.lease)
+    }
+
+    /// Usable for a new request: not within the safety margin of its expiry.
+    fn usable(&self, now: Instant) -> bool {
+        self.expires()
+            .is_none_or(|at| now + safety_margin(self.lease) < at)
+    }
+
+    fn refresh_at(&self) -> Option<Instant> {
+        (!self.lease.is_zero()).then(|| self.since + refresh_after(self.lease))
+    }
+}
+
+/// When to refresh a lease: after two thirds of it, leaving a third for retries.
+pub(crate) fn refresh_after(lease: Duration) -> Duration {
+    lease * 2 / 3
+}
+
+/// A token this close to its expiry is not used for a new request (it might expire in flight).
+pub(crate) fn safety_margin(lease: Duration) -> Duration {
+    (lease / 10).min(Duration::from_secs(10))
+}
+
+/// True when a renewal granted less than it asked for: the token's max TTL is near, so
+/// renewing again cannot extend it and a new login is the only way on.
+pub(crate) fn renewal_capped(asked: Duration, granted: Duration) -> bool {
+    granted < asked
+}
+
+/// Delay before retry number `failures` (1-based): exponential from [`BACKOFF_BASE`] up to
+/// [`BACKOFF_CAP`], with "equal jitter" (half fixed, half random from `unit` in `[0, 1)`) so
+/// that controllers restarted together do not retry in lockstep.
+pub(crate) fn backoff_delay(failures: u32, unit: f64) -> Duration {
+    let exponent = failures.saturating_sub(1).min(16);
+    let full = (BACKOFF_BASE * 2u32.pow(exponent)).min(BACKOFF_CAP);
+    full / 2 + full.mul_f64(unit.clamp(0.0, 1.0) / 2.0)
+}
+
+/// Token, lease and renewability from the `auth` block of a login or renewal answer.
+struct Grant {
+    token: Option<Secret>,
+    lease: Duration,
+    renewable: bool,
+}
+
+fn parse_grant(body: &Value) -> Option<Grant> {
+    let auth = body.get("auth")?;
+    Some(Grant {
+        token: auth
+            .get("client_token")
+            .and_then(Value::as_str)
+            .map(Secret::new),
+        lease: Duration::from_secs(auth.get("lease_duration").and_then(Value::as_u64)?),
+        renewable: auth
+            .get("renewable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
+}
+
+/// The token and how it is kept valid.
+pub(crate) struct Session {
+    credentials: Credentials,
+    held: RwLock<Option<Held>>,
+    /// Serialises logins and renewals: requests that find no usable token wait for one login
+    /// instead of each doing their own.
+    refresh_lock: tokio::sync::Mutex<()>,
+    /// Wakes the background loop when another path replaced the token.
+    changed: tokio::sync::Notify,
+    generations: AtomicU64,
+    metrics: Metrics,
+}
+
+impl Session {
+    pub(crate) fn new(credentials: Credentials, metrics: Metrics) -> Self {
+        Session {
+            credentials,
+            held: RwLock::new(None),
+            refresh_lock: tokio::sync::Mutex::new(()),
+            changed: tokio::sync::Notify::new(),
+            generations: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    fn current(&self) -> Option<Held> {
+        self.held.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn store(&self, held: Held) {
+        *self.held.write().unwrap_or_else(|e| e.into_inner()) = Some(held);
+        self.changed.notify_one();
+        self.status();
+    }
+
+    /// Token state now; also publishes the remaining TTL as a metric.
+    pub(crate) fn status(&self) -> TokenStatus {
+        let now = Instant::now();
+        let status = match self.current() {
+            None => TokenStatus {
+                valid: false,
+                ttl: Some(Duration::ZERO),
+                renewable: false,
+            },
+            Some(held) => {
+                let ttl = held.expires().map(|at| at.saturating_duration_since(now));
+                TokenStatus {
+                    valid: ttl.is_none_or(|t| !t.is_zero()),
+                    ttl,
+                    renewable: held.renewable,
+                }
+            }
+        };
+        self.metrics
+            .set_vault_token_ttl(status.ttl.map_or(f64::INFINITY, |t| t.as_secs_f64()));
+        status
+    }
+
+    /// A usable token and its generation, logging in first if none is held.
+    pub(crate) async fn token(&self, transport: &Transport) -> Result<(Secret, u64)> {
+        if let Some(held) = self.current().filter(|h| h.usable(Instant::now())) {
+            return Ok((held.token, held.generation));
+        }
+        let _guard = self.refresh_lock.lock().await;
+        // Another caller may have logged in while this one waited for the lock.
+        if let Some(held) = self.current().filter(|h| h.usable(Instant::now())) {
+            return Ok((held.token, held.generation));
+        }
+        self.login(transport, "no usable token").await
+    }
+
+    /// Vault answered 403 to a request made with token `generation`. Vault says 403 both for a
+    /// token it no longer accepts (expired, revoked, Vault restarted with empty storage) and
+    /// for a capability the policy lacks. Only the first is cured by a new login, and logging
+    /// in for the second on every attempt would pile up leases; so the token is checked with
+    /// `lookup-self` (allowed by Vault's `default` policy) first.
+    ///
+    /// Returns the token to retry with, or `None` when the token is fine and the 403 stands.
+    pub(crate) async fn recover_from_forbidden(
+        &self,
+        transport: &Transport,
+        generation: u64,
+    ) -> Result<Option<(Secret, u64)>> {
+        let _guard = self.refresh_lock.lock().await;
+        let held = self.current();
+        if let Some(held) = held.as_ref().filter(|h| h.generation != generation)
+            && held.usable(Instant::now())
+        {
+            return Ok(Some((held.token.clone(), held.generation)));
+        }
+        if let Some(held) = held {
+            let path = VaultPath::new("lookup_self", &["auth/token/lookup-self"])?;
+            let answer = transport
+                .send("lookup_self", Method::Get, &path, Some(&held.token), None)
+                .await?;
+            if answer.status == 200 {
+                return Ok(None);
+            }
+        }
+        self.login(transport, "Vault refused the token")
+            .await
+            .map(Some)
+    }
+
+    /// Time until the token should be refreshed (zero when due now); `None` when it never
+    /// needs refreshing.
+    fn due_in(&self, now: Instant) -> Option<Duration> {
+        match self.current() {
+            None => Some(Duration::ZERO),
+            Some(held) => held
+                .refresh_at()
+                .map(|at| at.saturating_duration_since(now)),
+        }
+    }
+
+    /// Renews the token if it is due, or logs in again when renewal cannot work.
+    async fn refresh_if_due(&self, transport: &Transport) -> Result<()> {
+        let _guard = self.refresh_lock.lock().await;
+        if self.due_in(Instant::now()) != Some(Duration::ZERO) {
+            return Ok(());
+        }
+        let Some(held) = self.current() else {
+            return self.login(transport, "no token yet").await.map(drop);
+        };
+        if held.expires().is_some_and(|at| at <= Instant::now()) {
+            return self.login(transport, "token expired").await.map(drop);
+        }
+        if !held.renewable {
+            return self.login(transport, "token not renewable").await.map(drop);
+        }
+        let path = VaultPath::new("renew", &["auth/token/renew-self"])?;
+        let body = json!({ "increment": format!("{}s", held.login_ttl.as_secs()) });
+        let started = Instant::now();
+        let answer = transport
+            .send("renew", Method::Post, &path, Some(&held.token), Some(&body))
+            .await?;
+        match (answer.status, parse_grant(&answer.body)) {
+            (200, Some(grant)) if !renewal_capped(held.login_ttl, grant.lease) => {
+                tracing::debug!(ttl_s = grant.lease.as_secs(), "renewed the Vault token");
+                self.store(Held {
+                    since: started,
+                    lease: grant.lease,
+                    renewable: grant.renewable,
+                    ..held
+                });
+                Ok(())
+            }
+            (200, Some(_)) => self
+                .login(transport, "token max TTL reached")
+                .await
+                .map(drop),
+            (status, _) if status >= 500 => Err(answer.into_error("renew")),
+            (status, _) => {
+                let reason = format!("renewal refused (HTTP {status}: {})", answer.errors());
+                self.login(transport, &reason).await.map(drop)
+            }
+        }
+    }
+
+    /// Logs in with AppRole and stores the new token. The caller holds `refresh_lock`.
+    async fn login(&self, transport: &Transport, reason: &str) -> Result<(Secret, u64)> {
+        let creds = &self.credentials;
+        let path = VaultPath::new("login", &["auth", &creds.approle_mount, "login"])?;
+        let body = json!({ "role_id": creds.role_id, "secret_id": creds.secret_id.expose() });
+        let started = Instant::now();
+        let answer = transport
+            .send("login", Method::Post, &path, None, Some(&body))
+            .await?;
+        if answer.status != 200 {
+            return Err(answer.into_error("login"));
+        }
+        let Some(Grant {
+            token: Some(token),
+            lease,
+            renewable,
+        }) = parse_grant(&answer.body)
+        else {
+            return Err(Error::VaultResponse {
+                operation: "login".to_string(),
+                message: "the answer has no auth.client_token or auth.lease_duration".to_string(),
+            });
+        };
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::info!(
+            reason,
+            ttl_s = lease.as_secs(),
+            renewable,
+            "logged in to Vault with AppRole"
+        );
+        self.store(Held {
+            token: token.clone(),
+            generation,
+            since: started,
+            lease,
+            login_ttl: lease,
+            renewable,
+        });
+        Ok((token, generation))
+    }
+
+    /// Keeps the token valid until `shutdown`: renews at two thirds of each lease, logs in
+    /// again when renewal cannot work, and backs off exponentially (with jitter) on failures.
+    pub(crate) async fn run(&self, transport: &Transport, shutdown: CancellationToken) {
+        let mut failures = 0u32;
+        loop {
+            self.status();
+            let wait = self.due_in(Instant::now());
+            let due = async {
+                match wait {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.changed.notified() => continue,
+                _ = due => {}
+            }
+            match self.refresh_if_due(transport).await {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    let delay = backoff_delay(failures, rand::random::<f64>());
+                    tracing::warn!(
+                        %error,
+                        failures,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "could not renew or obtain the Vault token"
+                    );
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(lease_s: u64, renewable: bool) -> Held {
+        Held {
+            token: Secret::new("t"),
+            generation: 1,
+            since: Instant::now(),
+            lease: Duration::from_secs(lease_s),
+            login_ttl: Duration::from_secs(lease_s),
+            renewable,
+        }
+    }
+
+    #[test]
+    fn refreshes_after_two_thirds_of_the_lease() {
+        assert_eq!(
+            refresh_after(Duration::from_secs(3600)),
+            Duration::from_secs(2400)
+        );
+        let h = held(6, true);
+        assert_eq!(h.refresh_at(), Some(h.since + Duration::from_secs(4)));
+        assert_eq!(
+            held(0, false).refresh_at(),
+            None,
+            "a token without TTL never expires"
+        );
+    }
+
+    #[test]
+    fn a_token_near_expiry_is_not_used() {
+        let h = held(5, true);
+        assert!(h.usable(h.since));
+        assert!(h.usable(h.since + Duration::from_millis(4400)));
+        assert!(!h.usable(h.since + Duration::from_millis(4600)));
+        assert_eq!(
+            safety_margin(Duration::from_secs(86400)),
+            Duration::from_secs(10)
+        );
+        assert!(held(0, false).usable(Instant::now() + Duration::from_secs(1_000_000)));
+    }
+
+    #[test]
+    fn a_shortened_renewal_means_max_ttl_reached() {
+        let five = Duration::from_secs(5);
+        assert!(!renewal_capped(five, five));
+        assert!(renewal_capped(five, Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        assert_eq!(backoff_delay(1, 0.0), Duration::from_millis(250));
+        assert_eq!(backoff_delay(1, 1.0), Duration::from_millis(500));
+        assert_eq!(backoff_delay(3, 0.0), Duration::from_secs(1));
+        assert_eq!(backoff_delay(3, 0.5), Duration::from_millis(1500));
+        assert_eq!(backoff_delay(30, 1.0), BACKOFF_CAP);
+        assert_eq!(backoff_delay(30, 0.0), BACKOFF_CAP / 2);
+        assert_eq!(backoff_delay(u32::MAX, 0.99), backoff_delay(17, 0.99));
+    }
+
+    #[test]
+    fn grants_are_read_from_the_auth_block() {
+        let body = json!({"auth": {"client_token": "s.x", "lease_duration": 5, "renewable": true}});
+        let g = parse_grant(&body).unwrap();
+        assert_eq!(g.token.unwrap().expose(), "s.x");
+        assert_eq!(g.lease, Duration::from_secs(5));
+        assert!(g.renewable);
+        assert!(parse_grant(&json!({"auth": null})).is_none());
+        assert!(parse_grant(&json!({"errors": ["denied"]})).is_none());
+    }
+}
