@@ -1,1 +1,345 @@
-//! TODO: placeholder, filled in by the module's owner.
+//! The difference between desired and observed state, as a list of actions. Pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::desired::{DesiredServiceAccounts, ServiceAccountRef};
+use crate::roles::{FieldChange, RoleSet, diff_role, normalize_vault_role};
+use crate::secret::Secret;
+
+/// What sits at the auth mount path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum MountState {
+    /// Nothing is mounted there.
+    Missing,
+    /// A Kubernetes auth method.
+    Kubernetes,
+    /// Another type of auth method: the controller refuses to touch it.
+    Foreign { kind: String },
+}
+
+/// The mount's config as Vault returns it (Vault never returns the JWT).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ObservedConfig {
+    pub kubernetes_host: String,
+    pub kubernetes_ca_cert: String,
+    pub token_reviewer_jwt_set: bool,
+}
+
+/// The config the controller wants Vault to hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredConfig {
+    pub kubernetes_host: String,
+    pub kubernetes_ca_cert: String,
+    pub token_reviewer_jwt: Secret,
+}
+
+impl DesiredConfig {
+    /// SHA-256 (hex) over mount, host, CA and JWT: what the controller records as last written,
+    /// since Vault never returns the JWT.
+    pub fn fingerprint(&self, mount: &str) -> String {
+        let mut hasher = Sha256::new();
+        let ca = normalize_pem(&self.kubernetes_ca_cert);
+        for part in [
+            mount,
+            &self.kubernetes_host,
+            &ca,
+            self.token_reviewer_jwt.expose(),
+        ] {
+            // Length-prefixed, so no two different inputs hash the same bytes.
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// A ServiceAccount as observed in the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ObservedServiceAccount {
+    /// Has the annotation `vak-managed: "true"`.
+    pub managed: bool,
+    /// Vault role names from the controller's roles annotation (empty if none).
+    pub roles: BTreeSet<String>,
+}
+
+/// Everything observed in Vault and Kubernetes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub mount: MountState,
+    pub config: Option<ObservedConfig>,
+    pub last_written_fingerprint: Option<String>,
+    /// Raw role data read from Vault, by name.
+    pub vault_roles: BTreeMap<String, Map<String, Value>>,
+    /// Every existing ServiceAccount that is managed or desired.
+    pub service_accounts: BTreeMap<ServiceAccountRef, ObservedServiceAccount>,
+}
+
+/// Inputs of [`plan`].
+#[derive(Clone, Copy, Debug)]
+pub struct PlanInput<'a> {
+    /// Mount below `kubernetes/`, e.g. `prod/eu1`.
+    pub mount: &'a str,
+    /// `None`: ConfigMap missing or unreadable, so nothing is deleted.
+    pub roles: Option<&'a RoleSet>,
+    pub desired_service_accounts: Option<&'a DesiredServiceAccounts>,
+    pub config: &'a DesiredConfig,
+    pub observed: &'a Observed,
+}
+
+/// Why the config must be written; never carries the JWT.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConfigChange {
+    pub reasons: Vec<String>,
+}
+
+/// An action on a Vault role.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum RoleAction {
+    Create {
+        name: String,
+        body: Map<String, Value>,
+    },
+    Update {
+        name: String,
+        body: Map<String, Value>,
+        changes: Vec<FieldChange>,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+/// An action on a ServiceAccount.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ServiceAccountAction {
+    Create {
+        sa: ServiceAccountRef,
+        roles: BTreeSet<String>,
+    },
+    SetRoles {
+        sa: ServiceAccountRef,
+        roles: BTreeSet<String>,
+    },
+    Delete {
+        sa: ServiceAccountRef,
+    },
+}
+
+/// Everything to do, in a deterministic order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub enable_mount: bool,
+    pub write_config: Option<ConfigChange>,
+    pub roles: Vec<RoleAction>,
+    pub service_accounts: Vec<ServiceAccountAction>,
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// True when there is nothing to do (notes do not count).
+    pub fn is_empty(&self) -> bool {
+        !self.enable_mount
+            && self.write_config.is_none()
+            && self.roles.is_empty()
+            && self.service_accounts.is_empty()
+    }
+}
+
+/// Why no plan can be made.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "auth method at auth/{path} is of type {kind:?}, not \"kubernetes\": refusing to touch it"
+    )]
+    ForeignMount { path: String, kind: String },
+}
+
+/// PEM text with line endings and surrounding whitespace made uniform, so a CA that differs
+/// only in formatting is not rewritten.
+pub fn normalize_pem(pem: &str) -> String {
+    pem.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Computes the actions that bring Vault and Kubernetes to the desired state.
+///
+/// Rejected entries are protected: their Vault roles are not deleted and ServiceAccounts that
+/// record one of them are neither deleted nor stripped of it. Without a ConfigMap (`roles` is
+/// `None`) nothing at all is deleted.
+pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
+    let observed = input.observed;
+    if let MountState::Foreign { kind } = &observed.mount {
+        return Err(PlanError::ForeignMount {
+            path: format!("{}/{}", crate::names::AUTH_PATH_PREFIX, input.mount),
+            kind: kind.clone(),
+        });
+    }
+    let mut plan = Plan {
+        enable_mount: observed.mount == MountState::Missing,
+        write_config: config_change(input),
+        ..Plan::default()
+    };
+    match input.roles {
+        Some(roles) => plan_roles(&mut plan, roles, observed),
+        None => plan.notes.push(
+            "ConfigMap missing or unreadable: no role or ServiceAccount changed or deleted".into(),
+        ),
+    }
+    match (input.roles, input.desired_service_accounts) {
+        (Some(roles), Some(desired)) => plan_service_accounts(&mut plan, roles, desired, observed),
+        (Some(_), None) => plan
+            .notes
+            .push("namespaces unknown: ServiceAccounts not planned".into()),
+        (None, _) => {}
+    }
+    Ok(plan)
+}
+
+fn config_change(input: &PlanInput) -> Option<ConfigChange> {
+    let observed = input.observed;
+    let desired = input.config;
+    let mut reasons = Vec::new();
+    match (&observed.mount, &observed.config) {
+        (MountState::Missing, _) => reasons.push("auth mount is missing".to_string()),
+        (_, None) => reasons.push("Vault holds no config".to_string()),
+        (_, Some(config)) => {
+            if config.kubernetes_host != desired.kubernetes_host {
+                reasons.push(format!(
+                    "kubernetes_host differs: {:?} -> {:?}",
+                    config.kubernetes_host, desired.kubernetes_host
+                ));
+            }
+            if normalize_pem(&config.kubernetes_ca_cert)
+                != normalize_pem(&desired.kubernetes_ca_cert)
+            {
+                reasons.push("kubernetes_ca_cert differs".to_string());
+            }
+            if !config.token_reviewer_jwt_set {
+                reasons.push("token_reviewer_jwt is not set in Vault".to_string());
+            }
+        }
+    }
+    let fingerprint = desired.fingerprint(input.mount);
+    match &observed.last_written_fingerprint {
+        None => reasons.push("no record of the config last written".to_string()),
+        Some(last) if *last != fingerprint => reasons.push(
+            "config inputs changed since the last write (reviewer token, host or CA)".to_string(),
+        ),
+        Some(_) => {}
+    }
+    (!reasons.is_empty()).then_some(ConfigChange { reasons })
+}
+
+fn plan_roles(plan: &mut Plan, roles: &RoleSet, observed: &Observed) {
+    // A missing mount has no roles, whatever the caller listed.
+    let empty = BTreeMap::new();
+    let existing = match observed.mount {
+        MountState::Missing => &empty,
+        _ => &observed.vault_roles,
+    };
+    let names: BTreeSet<&String> = roles.roles.keys().chain(existing.keys()).collect();
+    for name in names {
+        let action = match (roles.roles.get(name), existing.get(name)) {
+            (Some(spec), None) => RoleAction::Create {
+                name: name.clone(),
+                body: spec.body.clone(),
+            },
+            (Some(spec), Some(actual)) => {
+                let changes = diff_role(&spec.body, &normalize_vault_role(actual));
+                if changes.is_empty() {
+                    continue;
+                }
+                RoleAction::Update {
+                    name: name.clone(),
+                    body: spec.body.clone(),
+                    changes,
+                }
+            }
+            (None, Some(_)) if roles.rejected.contains(name) => {
+                plan.notes.push(format!(
+                    "role {name:?} left as it is: its ConfigMap entry is rejected"
+                ));
+                continue;
+            }
+            (None, Some(_)) => RoleAction::Delete { name: name.clone() },
+            (None, None) => continue,
+        };
+        plan.roles.push(action);
+    }
+}
+
+fn plan_service_accounts(
+    plan: &mut Plan,
+    roles: &RoleSet,
+    desired: &DesiredServiceAccounts,
+    observed: &Observed,
+) {
+    let refs: BTreeSet<&ServiceAccountRef> = desired
+        .accounts
+        .keys()
+        .chain(observed.service_accounts.keys())
+        .collect();
+    for sa in refs {
+        let wanted = desired.accounts.get(sa);
+        let action = match (wanted, observed.service_accounts.get(sa)) {
+            (Some(wanted), None) => ServiceAccountAction::Create {
+                sa: sa.clone(),
+                roles: wanted.clone(),
+            },
+            (_, Some(existing)) if !existing.managed => {
+                if wanted.is_some() {
+                    plan.notes.push(format!(
+                        "{sa} exists without the {}: \"{}\" annotation: left untouched",
+                        crate::names::MANAGED_ANNOTATION,
+                        crate::names::MANAGED_VALUE
+                    ));
+                }
+                continue;
+            }
+            (wanted, Some(existing)) => {
+                // Keep the record of rejected roles, so the protection outlives this pass.
+                let protected: BTreeSet<String> = existing
+                    .roles
+                    .intersection(&roles.rejected)
+                    .cloned()
+                    .collect();
+                match wanted {
+                    None if !protected.is_empty() => {
+                        plan.notes.push(format!(
+                            "{sa} kept: it belongs to rejected role(s) {:?}",
+                            protected.iter().collect::<Vec<_>>()
+                        ));
+                        continue;
+                    }
+                    None => ServiceAccountAction::Delete { sa: sa.clone() },
+                    Some(wanted) => {
+                        let roles: BTreeSet<String> = wanted.union(&protected).cloned().collect();
+                        if roles == existing.roles {
+                            continue;
+                        }
+                        ServiceAccountAction::SetRoles {
+                            sa: sa.clone(),
+                            roles,
+                        }
+                    }
+                }
+            }
+            (None, None) => continue,
+        };
+        plan.service_accounts.push(action);
+    }
+}

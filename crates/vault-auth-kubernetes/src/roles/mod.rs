@@ -1,1 +1,173 @@
-//! TODO: placeholder, filled in by the module's owner.
+//! The role entries of the `vault-auth-roles` ConfigMap: parsing, validation, normalisation and
+//! comparison with what Vault holds. Pure: no I/O, so the controller, `validate FILE` and `plan`
+//! share exactly the same rules and messages.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+mod diff;
+mod duration;
+mod fields;
+mod json;
+mod name;
+mod normalize;
+mod parse;
+mod selector;
+mod values;
+
+#[cfg(test)]
+mod test_util {
+    use serde_json::{Map, Value};
+
+    /// The object inside a `json!({...})` literal.
+    pub(crate) fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().expect("a JSON object literal")
+    }
+}
+
+pub use diff::{FieldChange, diff_role};
+pub use name::glob_match;
+pub use normalize::normalize_vault_role;
+
+/// One valid ConfigMap entry, ready to be written to Vault.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RoleSpec {
+    /// ConfigMap data key as written.
+    pub key: String,
+    /// Vault role name (= key lowercased, as Vault stores it).
+    pub name: String,
+    /// Full normalised body to write: every parameter Vault accepts, defaults filled, durations
+    /// in seconds, lists as arrays, selector as canonical JSON string.
+    pub body: Map<String, Value>,
+    /// `bound_service_account_names` (may hold patterns such as `*` or `app-*`).
+    pub service_account_names: Vec<String>,
+    /// `bound_service_account_namespaces` (may hold patterns).
+    pub namespaces: Vec<String>,
+    /// `matchLabels` of `bound_service_account_namespace_selector`, when set.
+    pub namespace_selector: Option<BTreeMap<String, String>>,
+}
+
+/// How bad a [`Finding`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The entry is rejected; its Vault role and ServiceAccounts are left as they are.
+    Error,
+    /// The entry is applied, but something deserves the user's attention.
+    Warning,
+}
+
+/// A problem found in a ConfigMap entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// ConfigMap data key as written.
+    pub key: String,
+    /// Parameter concerned, when the problem is about one.
+    pub field: Option<String>,
+    /// Error (entry rejected) or warning (entry applied).
+    pub severity: Severity,
+    /// What is wrong, in one sentence without the key and field.
+    pub message: String,
+}
+
+impl Finding {
+    /// An error: the entry is rejected.
+    pub fn error(key: &str, field: Option<&str>, message: impl Into<String>) -> Self {
+        Self::new(key, field, Severity::Error, message)
+    }
+
+    /// A warning: the entry is applied.
+    pub fn warning(key: &str, field: Option<&str>, message: impl Into<String>) -> Self {
+        Self::new(key, field, Severity::Warning, message)
+    }
+
+    fn new(key: &str, field: Option<&str>, severity: Severity, message: impl Into<String>) -> Self {
+        Finding {
+            key: key.to_string(),
+            field: field.map(str::to_string),
+            severity,
+            message: message.into(),
+        }
+    }
+
+    /// True for [`Severity::Error`].
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "key {:?}", self.key)?;
+        if let Some(field) = &self.field {
+            write!(f, ": field {field:?}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every entry of the ConfigMap, parsed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RoleSet {
+    /// Valid roles by Vault name.
+    pub roles: BTreeMap<String, RoleSpec>,
+    /// Errors (rejected entries) and warnings (e.g. a lowercased name).
+    pub findings: Vec<Finding>,
+    /// Vault names of rejected entries: their Vault roles and ServiceAccounts must be left exactly
+    /// as they are.
+    pub rejected: BTreeSet<String>,
+}
+
+impl RoleSet {
+    /// True when at least one entry was rejected.
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(Finding::is_error)
+    }
+}
+
+/// Parses and validates every entry of the ConfigMap's data (key = role name, value = JSON
+/// body). A bad entry is rejected with its findings and never hides the others. Two keys that
+/// Vault would store under the same lowercased name are both rejected: which one is meant
+/// cannot be known, and applying either would flap.
+pub fn parse_roles(data: &BTreeMap<String, String>) -> RoleSet {
+    let mut keys_by_name: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for key in data.keys() {
+        keys_by_name
+            .entry(key.to_lowercase())
+            .or_default()
+            .push(key);
+    }
+    let mut set = RoleSet::default();
+    for (key, text) in data {
+        let name = key.to_lowercase();
+        let entry = parse::parse_entry(key, text);
+        set.findings.extend(entry.findings);
+        let others: Vec<&str> = keys_by_name[&name]
+            .iter()
+            .copied()
+            .filter(|k| k != key)
+            .collect();
+        if !others.is_empty() {
+            set.findings.push(Finding::error(
+                key,
+                None,
+                format!(
+                    "Vault stores role names lowercased and key(s) {others:?} name the same role \
+                     {name:?}: all of them are rejected"
+                ),
+            ));
+        }
+        match entry.spec {
+            Some(spec) if others.is_empty() => {
+                set.roles.insert(name, spec);
+            }
+            _ => {
+                set.rejected.insert(name);
+            }
+        }
+    }
+    set
+}
