@@ -13,6 +13,10 @@ pub enum Error {
     #[error("invalid setting {setting}: {message}")]
     InvalidSetting { setting: String, message: String },
 
+    /// Required settings are missing; each named by flag and env var.
+    #[error("missing required setting(s): {0}")]
+    MissingSettings(String),
+
     /// A Kubernetes API call failed.
     #[error("kubernetes: {operation} failed: {source}")]
     Kube {
@@ -79,8 +83,14 @@ pub enum Error {
     )]
     ForeignMount { path: String, found: String },
 
+    /// An object with the tool's name exists but is not the tool's: it refuses to take it over.
+    #[error("conflict: {0}")]
+    Conflict(String),
+
     /// The reviewer token Secret did not get its token in time.
-    #[error("token of Secret {namespace}/{name} was not filled in by Kubernetes within {seconds} s")]
+    #[error(
+        "token of Secret {namespace}/{name} was not filled in by Kubernetes within {seconds} s"
+    )]
     ReviewerTokenTimeout {
         namespace: String,
         name: String,

@@ -10,9 +10,12 @@
 //! - [`names`]: the fixed names, labels and annotations shared with the original tool.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod cli;
+pub mod controller;
 pub mod desired;
 pub mod error;
+pub mod health;
 pub mod k8s;
 pub mod metrics;
 pub mod mount;
@@ -21,6 +24,7 @@ pub mod plan;
 pub mod roles;
 pub mod secret;
 pub mod settings;
+pub mod sync;
 pub mod telemetry;
 pub mod vault;
 

@@ -26,3 +26,13 @@ pub const KUBERNETES_AUTH_TYPE: &str = "kubernetes";
 pub const AUTH_PATH_PREFIX: &str = "kubernetes";
 /// `max_lease_ttl` the original set when enabling the mount.
 pub const MOUNT_MAX_LEASE_TTL: &str = "8760h";
+/// Annotation on managed ServiceAccounts listing the Vault roles that want them (comma-separated).
+/// It lets an invalid ConfigMap entry protect the ServiceAccounts its role created.
+pub const ROLES_ANNOTATION: &str = "vault-auth-kubernetes/roles";
+/// Secret of type `kubernetes.io/service-account-token` holding the reviewer's long-lived token.
+pub const REVIEWER_TOKEN_SECRET: &str = "token-reviewer-token";
+/// ClusterRole and ClusterRoleBinding letting the reviewer `get` namespaces, needed only when a
+/// role uses `bound_service_account_namespace_selector` (Vault then reads namespace labels).
+pub const NAMESPACE_READER: &str = "vault-auth-token-reviewer-namespaces";
+/// Label selector matching everything this tool creates.
+pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=vault-auth-kubernetes";

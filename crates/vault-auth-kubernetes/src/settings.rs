@@ -9,21 +9,11 @@ use crate::error::{Error, Result};
 use crate::mount::Mount;
 use crate::names::DEFAULT_NAMESPACE;
 use crate::secret::Secret;
+use crate::vault::{DEFAULT_REQUEST_TIMEOUT, VaultSettings};
 
 /// Where the in-cluster namespace of the pod is mounted.
-pub const IN_CLUSTER_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
-
-/// Vault connection settings.
-#[derive(Clone, Debug)]
-pub struct VaultConnection {
-    pub addr: String,
-    pub namespace: Option<String>,
-    pub ca_cert_file: Option<PathBuf>,
-    pub skip_tls_verify: bool,
-    pub approle_mount: String,
-    pub role_id: String,
-    pub secret_id: Secret,
-}
+pub const IN_CLUSTER_NAMESPACE_FILE: &str =
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 /// Everything the controller and the online commands need, validated.
 #[derive(Clone, Debug)]
@@ -31,7 +21,7 @@ pub struct Settings {
     pub kubeconfig: Option<PathBuf>,
     pub vault_kube_host: Option<String>,
     pub mount: Mount,
-    pub vault: VaultConnection,
+    pub vault: VaultSettings,
     /// Namespace of the controller and of the roles ConfigMap.
     pub namespace: String,
     pub resync_interval: Duration,
@@ -43,13 +33,11 @@ struct Required {
     env: &'static str,
 }
 
-fn required(value: &Option<String>, req: Required) -> Result<String> {
+/// The value, or the flag and env var that would set it.
+fn required(value: &Option<String>, req: Required) -> std::result::Result<String, String> {
     match value.as_deref().map(str::trim) {
         Some(v) if !v.is_empty() => Ok(v.to_string()),
-        _ => Err(Error::InvalidSetting {
-            setting: format!("--{} (env {})", req.flag, req.env),
-            message: "is required but not set".to_string(),
-        }),
+        _ => Err(format!("--{} (env {})", req.flag, req.env)),
     }
 }
 
@@ -71,18 +59,19 @@ impl Settings {
         let mut missing = Vec::new();
         let mut take = |value: &Option<String>, flag, env| {
             required(value, Required { flag, env })
-                .map_err(|e| missing.push(e.to_string()))
+                .map_err(|e| missing.push(e))
                 .unwrap_or_default()
         };
         let vault_host = take(&args.vault_host, "vault-host", "VAK_VAULT_HOST");
         let mount = take(&args.vault_mount, "vault-mount", "VAK_VAULT_MOUNT");
         let role_id = take(&args.vault_role_id, "vault-role-id", "VAK_VAULT_ROLE_ID");
-        let secret_id = take(&args.vault_secret_id, "vault-secret-id", "VAK_VAULT_SECRET_ID");
+        let secret_id = take(
+            &args.vault_secret_id,
+            "vault-secret-id",
+            "VAK_VAULT_SECRET_ID",
+        );
         if !missing.is_empty() {
-            return Err(Error::InvalidSetting {
-                setting: "required settings".to_string(),
-                message: missing.join("; "),
-            });
+            return Err(Error::MissingSettings(missing.join(", ")));
         }
 
         let mount = Mount::parse(&mount).map_err(|message| Error::InvalidSetting {
@@ -101,7 +90,11 @@ impl Settings {
                 message: format!("{} is not a readable file", ca.display()),
             });
         }
-        let approle_mount = args.vault_approle_mount.trim().trim_matches('/').to_string();
+        let approle_mount = args
+            .vault_approle_mount
+            .trim()
+            .trim_matches('/')
+            .to_string();
         if approle_mount.is_empty() {
             return Err(Error::InvalidSetting {
                 setting: "--vault-approle-mount (env VAK_VAULT_APPROLE_MOUNT)".to_string(),
@@ -118,10 +111,13 @@ impl Settings {
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
 
         Ok(Settings {
-            kubeconfig: args.kubeconfig.clone().filter(|p| !p.as_os_str().is_empty()),
+            kubeconfig: args
+                .kubeconfig
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty()),
             vault_kube_host,
             mount,
-            vault: VaultConnection {
+            vault: VaultSettings {
                 addr,
                 namespace: non_empty(&args.vault_namespace),
                 ca_cert_file: args.vault_ca_cert.clone(),
@@ -129,6 +125,7 @@ impl Settings {
                 approle_mount,
                 role_id,
                 secret_id: Secret::new(secret_id),
+                request_timeout: DEFAULT_REQUEST_TIMEOUT,
             },
             namespace,
             resync_interval: args.resync_interval,
@@ -164,7 +161,9 @@ impl fmt::Display for Settings {
              vault-skip-verify: {} vault-approle-mount: {:?} namespace: {:?} resync-interval: {}",
             self.vault.addr,
             self.mount.as_str(),
-            self.vault_kube_host.as_deref().unwrap_or("(from kubeconfig)"),
+            self.vault_kube_host
+                .as_deref()
+                .unwrap_or("(from kubeconfig)"),
             crate::secret::REDACTED,
             self.vault.secret_id,
             self.vault.namespace.as_deref().unwrap_or(""),

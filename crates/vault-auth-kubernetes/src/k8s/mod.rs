@@ -1,1 +1,8 @@
-//! TODO: placeholder, filled in by the module's owner.
+//! Kubernetes side: connecting, the cluster snapshot, the token reviewer, managed
+//! ServiceAccounts and Events.
+
+pub mod cluster;
+pub mod events;
+pub mod reviewer;
+pub mod service_accounts;
+pub mod snapshot;

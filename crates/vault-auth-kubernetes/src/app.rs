@@ -1,0 +1,122 @@
+//! Wiring: turns parsed arguments into a running controller or command.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::cli::{Cli, Command, VERSION};
+use crate::controller;
+use crate::error::Result;
+use crate::health::Health;
+use crate::k8s::cluster;
+use crate::k8s::events::EventPublisher;
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use crate::sync::Syncer;
+use crate::telemetry;
+use crate::vault::VaultClient;
+
+/// Runs what the command line asks for and reports a failure: in the log once logging is set
+/// up (so JSON logs carry it), on stderr before that.
+pub async fn main(cli: Cli) -> ExitCode {
+    if let Err(error) = telemetry::init(&cli.settings.log_level, cli.settings.log_format) {
+        eprintln!("vault-auth-kubernetes: {error}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "exiting");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs what the command line asks for (logging must be set up).
+pub async fn run(cli: Cli) -> Result<()> {
+    let Cli { settings, command } = cli;
+    // reqwest is built without a bundled crypto provider; ring is the one rustls uses here.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let settings = Settings::from_args(&settings)?;
+            run_controller(settings, shutdown_on_signal()).await
+        }
+    }
+}
+
+/// The connected parts every online command needs.
+pub struct Parts {
+    pub syncer: Arc<Syncer>,
+    pub metrics: Metrics,
+}
+
+/// Connects to the cluster and prepares the Vault client (no Vault request yet).
+pub async fn connect(settings: Settings) -> Result<Parts> {
+    let metrics = Metrics::new();
+    let (client, cluster) = cluster::connect(&settings).await?;
+    info!(kubernetes_host = %cluster.host, ca_certificates = cluster.ca_pem.matches("BEGIN CERTIFICATE").count(), "cluster connection");
+    let vault = VaultClient::new(settings.vault.clone(), metrics.clone())?;
+    let events = EventPublisher::new(client.clone(), instance_name(), metrics.clone());
+    let syncer = Syncer::new(client, vault, settings, cluster, metrics.clone(), events);
+    Ok(Parts {
+        syncer: Arc::new(syncer),
+        metrics,
+    })
+}
+
+/// Runs the controller until `shutdown` is cancelled.
+pub async fn run_controller(settings: Settings, shutdown: CancellationToken) -> Result<()> {
+    info!(version = VERSION, settings = %settings, "starting vault-auth-kubernetes");
+    if settings.vault.skip_tls_verify {
+        warn!("TLS verification of Vault is OFF (--vault-skip-verify): use only for tests");
+    }
+    let Parts { syncer, .. } = connect(settings).await?;
+    let health = Health::new();
+    let session = tokio::spawn({
+        let vault = syncer.vault.clone();
+        let stop = shutdown.child_token();
+        async move { vault.run_session(stop).await }
+    });
+    let result = controller::run(syncer, health.clone(), shutdown.clone()).await;
+    health.set_shutting_down();
+    shutdown.cancel();
+    let _ = session.await;
+    info!("stopped");
+    result
+}
+
+/// Name of this replica for Events: the pod name when set (POD_NAME), else the host name.
+pub fn instance_name() -> String {
+    std::env::var("POD_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "vault-auth-kubernetes".to_string())
+}
+
+/// A token cancelled on SIGTERM or SIGINT.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let sigterm = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => info!("received SIGINT"),
+            () = sigterm => info!("received SIGTERM"),
+        }
+        trigger.cancel();
+    });
+    token
+}

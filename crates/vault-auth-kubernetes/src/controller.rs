@@ -1,0 +1,373 @@
+//! The controller loop: watch caches keep a live picture of the cluster, relevant changes wake a
+//! single synchronisation loop, and a periodic resync catches drift on the Vault side.
+//!
+//! Why not `kube::runtime::Controller`: that runtime reconciles one object at a time, but here all
+//! the work belongs to one thing (the cluster's auth mount) and must go on when the ConfigMap
+//! does not exist (mount, config, reviewer). So the loop is a singleton fed by kube-runtime's
+//! watchers and reflectors: a burst of events sets one wake-up flag and costs one pass, and in a
+//! steady state nothing is requested from Kubernetes besides the open watches.
+
+use std::collections::HashSet;
+use std::fmt::Debug;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::Resource;
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event};
+use rand::RngExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::error::{Error, Result};
+use crate::health::Health;
+use crate::k8s::snapshot::{ClusterSnapshot, ConfigMapState, ServiceAccountMeta, namespace_info};
+use crate::names::{
+    MANAGED_ANNOTATION, MANAGED_SELECTOR, REVIEWER_SERVICE_ACCOUNT, REVIEWER_TOKEN_SECRET,
+    ROLES_CONFIGMAP,
+};
+use crate::sync::Syncer;
+
+/// Quiet time after a wake-up before a pass starts, so a burst of events costs one pass.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+/// First and last delay of the retry backoff after a failed pass.
+pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// The watch caches.
+#[derive(Clone)]
+pub struct Stores {
+    configmap: Store<ConfigMap>,
+    namespaces: Store<PartialObjectMeta<Namespace>>,
+    service_accounts: Store<PartialObjectMeta<ServiceAccount>>,
+    secrets: Store<Secret>,
+    cluster_role_bindings: Store<ClusterRoleBinding>,
+    cluster_roles: Store<ClusterRole>,
+}
+
+impl Stores {
+    /// The cluster as the caches see it now.
+    pub fn snapshot(&self) -> ClusterSnapshot {
+        let configmap = self
+            .configmap
+            .state()
+            .into_iter()
+            .find(|cm| cm.metadata.name.as_deref() == Some(ROLES_CONFIGMAP))
+            .map_or(ConfigMapState::Missing, |cm| {
+                ConfigMapState::Present(Box::new((*cm).clone()))
+            });
+        ClusterSnapshot {
+            configmap,
+            namespaces: self
+                .namespaces
+                .state()
+                .iter()
+                .filter_map(|ns| namespace_info(ns))
+                .collect(),
+            service_accounts: self
+                .service_accounts
+                .state()
+                .iter()
+                .filter_map(|sa| ServiceAccountMeta::from_meta(&sa.metadata))
+                .collect(),
+            reviewer_secret: self
+                .secrets
+                .state()
+                .into_iter()
+                .find(|s| s.metadata.name.as_deref() == Some(REVIEWER_TOKEN_SECRET))
+                .map(|s| (*s).clone()),
+            cluster_role_bindings: self
+                .cluster_role_bindings
+                .state()
+                .iter()
+                .map(|b| (**b).clone())
+                .collect(),
+            cluster_roles: self
+                .cluster_roles
+                .state()
+                .iter()
+                .map(|r| (**r).clone())
+                .collect(),
+        }
+    }
+
+    async fn wait_until_ready(&self) -> Result<()> {
+        let dropped = |_| Error::KubeConfig("a watch ended before its first list".to_string());
+        self.configmap.wait_until_ready().await.map_err(dropped)?;
+        self.namespaces.wait_until_ready().await.map_err(dropped)?;
+        self.service_accounts
+            .wait_until_ready()
+            .await
+            .map_err(dropped)?;
+        self.secrets.wait_until_ready().await.map_err(dropped)?;
+        self.cluster_role_bindings
+            .wait_until_ready()
+            .await
+            .map_err(dropped)?;
+        self.cluster_roles
+            .wait_until_ready()
+            .await
+            .map_err(dropped)?;
+        Ok(())
+    }
+}
+
+/// ServiceAccount names the roles bind: only changes to those (or to managed accounts) matter.
+type BoundNames = Arc<RwLock<HashSet<String>>>;
+
+/// Starts the watches; every relevant change calls `wake.notify_one()`.
+fn start_watches(
+    client: &kube::Client,
+    namespace: &str,
+    wake: Arc<Notify>,
+    bound: BoundNames,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Stores {
+    let cfg = watcher::Config::default();
+    let configmap = reflect(
+        Api::<ConfigMap>::namespaced(client.clone(), namespace),
+        cfg.clone()
+            .fields(&format!("metadata.name={ROLES_CONFIGMAP}")),
+        wake.clone(),
+        |_| true,
+        tasks,
+    );
+    let namespaces = reflect(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        cfg.clone(),
+        wake.clone(),
+        |_| true,
+        tasks,
+    );
+    let reviewer_namespace = namespace.to_string();
+    let service_accounts = reflect(
+        Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()),
+        cfg.clone(),
+        wake.clone(),
+        move |sa: &PartialObjectMeta<ServiceAccount>| {
+            let meta = sa.meta();
+            let name = meta.name.as_deref().unwrap_or_default();
+            let managed = meta
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(MANAGED_ANNOTATION));
+            let reviewer = name == REVIEWER_SERVICE_ACCOUNT
+                && meta.namespace.as_deref() == Some(reviewer_namespace.as_str());
+            managed
+                || reviewer
+                || bound
+                    .read()
+                    .map(|names| names.contains(name) || names.contains("*"))
+                    .unwrap_or(true)
+        },
+        tasks,
+    );
+    let secrets = reflect(
+        Api::<Secret>::namespaced(client.clone(), namespace),
+        cfg.clone()
+            .fields(&format!("metadata.name={REVIEWER_TOKEN_SECRET}")),
+        wake.clone(),
+        |_| true,
+        tasks,
+    );
+    let cluster_role_bindings = reflect(
+        Api::<ClusterRoleBinding>::all(client.clone()),
+        cfg.clone().labels(MANAGED_SELECTOR),
+        wake.clone(),
+        |_| true,
+        tasks,
+    );
+    let cluster_roles = reflect(
+        Api::<ClusterRole>::all(client.clone()),
+        cfg.labels(MANAGED_SELECTOR),
+        wake,
+        |_| true,
+        tasks,
+    );
+    Stores {
+        configmap,
+        namespaces,
+        service_accounts,
+        secrets,
+        cluster_role_bindings,
+        cluster_roles,
+    }
+}
+
+/// Runs a reflector for `api` in a task; wakes the loop on relevant changes and on every
+/// completed (re)list.
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    wake: Arc<Notify>,
+    relevant: impl Fn(&K) -> bool + Send + 'static,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Store<K>
+where
+    K: Resource + Clone + Debug + Send + Sync + serde::de::DeserializeOwned + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let kind = K::kind(&K::DynamicType::default()).to_string();
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    tasks.spawn(drive(stream, kind, wake, relevant));
+    reader
+}
+
+async fn drive<K>(
+    stream: impl Stream<Item = watcher::Result<Event<K>>>,
+    kind: String,
+    wake: Arc<Notify>,
+    relevant: impl Fn(&K) -> bool,
+) {
+    let mut stream = std::pin::pin!(stream);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(Event::Apply(obj) | Event::Delete(obj)) => {
+                if relevant(&obj) {
+                    wake.notify_one();
+                }
+            }
+            Ok(Event::InitDone) => wake.notify_one(),
+            Ok(Event::Init | Event::InitApply(_)) => {}
+            // The watcher retries with backoff by itself; say why it is not seeing changes.
+            Err(error) => warn!(%kind, %error, "watch failed, retrying"),
+        }
+    }
+}
+
+fn watcher<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl Stream<Item = watcher::Result<Event<K>>> + Send
+where
+    K: Resource + Clone + Debug + Send + serde::de::DeserializeOwned + 'static,
+{
+    watcher::watcher(api, config)
+}
+
+/// Delay before retry number `attempt` (0-based): doubling from [`BACKOFF_MIN`] up to
+/// [`BACKOFF_MAX`], each multiplied by a random factor in [0.5, 1.0] so replicas and restarts
+/// do not retry in lockstep.
+pub fn backoff_delay(attempt: u32) -> Duration {
+    let base = BACKOFF_MIN
+        .saturating_mul(2u32.saturating_pow(attempt.min(16)))
+        .min(BACKOFF_MAX);
+    let factor: f64 = rand::rng().random_range(0.5..=1.0);
+    base.mul_f64(factor)
+}
+
+/// Runs the controller until `shutdown` is cancelled or a fatal error (another type of auth
+/// method at the mount path) stops it.
+pub async fn run(syncer: Arc<Syncer>, health: Health, shutdown: CancellationToken) -> Result<()> {
+    let wake = Arc::new(Notify::new());
+    let bound: BoundNames = Arc::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    let stores = start_watches(
+        &syncer.client,
+        &syncer.settings.namespace,
+        wake.clone(),
+        bound.clone(),
+        &mut tasks,
+    );
+    tokio::select! {
+        ready = stores.wait_until_ready() => ready?,
+        () = shutdown.cancelled() => return Ok(()),
+    }
+    info!("watch caches ready");
+
+    let resync = syncer.settings.resync_interval;
+    let mut failures: u32 = 0;
+    let mut next_resync = tokio::time::Instant::now() + resync;
+    loop {
+        let snapshot = stores.snapshot();
+        let outcome = syncer.sync(&snapshot).await;
+        let retry_in = match outcome {
+            Ok(report) => {
+                remember_bound_names(&bound, &report);
+                if report.succeeded() {
+                    failures = 0;
+                    health.set_synced(true);
+                    info!(
+                        roles = report.plan.roles.len(),
+                        service_accounts = report.plan.service_accounts.len(),
+                        invalid_entries = report.invalid_entries,
+                        "sync pass complete"
+                    );
+                    None
+                } else {
+                    error!(failures = ?report.failures, "sync pass had failures");
+                    Some(backoff_delay(failures))
+                }
+            }
+            Err(e @ Error::ForeignMount { .. }) => {
+                error!(error = %e, "stopping: will not touch another type of auth method");
+                health.set_synced(false);
+                tasks.shutdown().await;
+                return Err(e);
+            }
+            Err(e) => {
+                error!(error = %e, "sync pass failed");
+                Some(backoff_delay(failures))
+            }
+        };
+        if retry_in.is_some() {
+            failures = failures.saturating_add(1);
+            health.set_synced(false);
+        }
+
+        let wait_until = match retry_in {
+            Some(delay) => (tokio::time::Instant::now() + delay).min(next_resync),
+            None => next_resync,
+        };
+        tokio::select! {
+            () = wake.notified() => {
+                debug!("woken by a cluster change");
+                tokio::time::sleep(DEBOUNCE).await;
+            }
+            () = tokio::time::sleep_until(wait_until) => {}
+            () = shutdown.cancelled() => {
+                info!("shutting down");
+                health.set_synced(false);
+                tasks.shutdown().await;
+                return Ok(());
+            }
+        }
+        if tokio::time::Instant::now() >= next_resync {
+            debug!("periodic resync");
+            next_resync = tokio::time::Instant::now() + resync;
+        }
+    }
+}
+
+/// Remembers which ServiceAccount names the roles bind, to filter ServiceAccount events.
+fn remember_bound_names(bound: &BoundNames, report: &crate::sync::SyncReport) {
+    if let Ok(mut names) = bound.write() {
+        names.clear();
+        names.extend(report.bound_names.iter().cloned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        for attempt in 0..20 {
+            let d = backoff_delay(attempt);
+            let base = BACKOFF_MIN
+                .saturating_mul(2u32.saturating_pow(attempt.min(16)))
+                .min(BACKOFF_MAX);
+            assert!(d >= base / 2 && d <= base, "attempt {attempt}: {d:?}");
+        }
+        assert!(backoff_delay(30) <= BACKOFF_MAX);
+    }
+}

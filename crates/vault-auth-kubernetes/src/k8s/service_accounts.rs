@@ -1,0 +1,180 @@
+//! Carries out the plan's ServiceAccount actions, with bounded concurrency.
+//!
+//! Safety: only ServiceAccounts carrying `vak-managed: "true"` are ever changed or deleted, and a
+//! delete is conditioned on the uid the controller saw (a precondition), so an account that was
+//! deleted and re-created by someone else in between is never removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::desired::ServiceAccountRef;
+use crate::error::Error;
+use crate::k8s::events::status_of;
+use crate::k8s::reviewer::managed_labels;
+use crate::k8s::snapshot::ClusterSnapshot;
+use crate::metrics::Metrics;
+use crate::names::{MANAGED_ANNOTATION, MANAGED_VALUE, ROLES_ANNOTATION};
+use crate::plan::ServiceAccountAction;
+
+/// How many ServiceAccount requests run at once.
+pub const CONCURRENCY: usize = 16;
+
+/// What happened to one action.
+#[derive(Debug)]
+pub struct Outcome {
+    pub action: ServiceAccountAction,
+    pub result: Result<(), Error>,
+}
+
+/// The object a Create action makes.
+pub fn managed_service_account(sa: &ServiceAccountRef, roles: &BTreeSet<String>) -> ServiceAccount {
+    ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(sa.name.clone()),
+            namespace: Some(sa.namespace.clone()),
+            labels: Some(managed_labels()),
+            annotations: Some(BTreeMap::from([
+                (MANAGED_ANNOTATION.to_string(), MANAGED_VALUE.to_string()),
+                (ROLES_ANNOTATION.to_string(), roles_annotation(roles)),
+            ])),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn roles_annotation(roles: &BTreeSet<String>) -> String {
+    roles.iter().cloned().collect::<Vec<_>>().join(",")
+}
+
+/// Runs all actions, at most [`CONCURRENCY`] at a time; one failing does not stop the others.
+pub async fn apply(
+    client: &kube::Client,
+    snapshot: &ClusterSnapshot,
+    actions: &[ServiceAccountAction],
+    metrics: &Metrics,
+) -> Vec<Outcome> {
+    futures::stream::iter(actions.iter().cloned())
+        .map(|action| async move {
+            let result = apply_one(client, snapshot, &action, metrics).await;
+            Outcome { action, result }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await
+}
+
+async fn apply_one(
+    client: &kube::Client,
+    snapshot: &ClusterSnapshot,
+    action: &ServiceAccountAction,
+    metrics: &Metrics,
+) -> Result<(), Error> {
+    let op = |operation: String| move |source| Error::Kube { operation, source };
+    match action {
+        ServiceAccountAction::Create { sa, roles } => {
+            let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &sa.namespace);
+            let result = api
+                .create(&PostParams::default(), &managed_service_account(sa, roles))
+                .await;
+            metrics.kubernetes_request("create_serviceaccount", status_of(&result));
+            match result {
+                Ok(_) => {
+                    info!(namespace = %sa.namespace, name = %sa.name, roles = %roles_annotation(roles), "created ServiceAccount");
+                    Ok(())
+                }
+                // Created by someone else since the snapshot: it is theirs, leave it alone.
+                Err(kube::Error::Api(s)) if s.is_already_exists() => {
+                    warn!(namespace = %sa.namespace, name = %sa.name, "ServiceAccount appeared meanwhile; left untouched");
+                    Ok(())
+                }
+                Err(e) => Err(op(format!("create ServiceAccount {sa}"))(e)),
+            }
+        }
+        ServiceAccountAction::SetRoles { sa, roles } => {
+            let Some(current) = snapshot.service_account(&sa.namespace, &sa.name) else {
+                return Ok(());
+            };
+            if !current.is_managed() {
+                return Ok(());
+            }
+            let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &sa.namespace);
+            // The resourceVersion-free merge patch only touches our annotation.
+            let patch =
+                json!({"metadata": {"annotations": {ROLES_ANNOTATION: roles_annotation(roles)}}});
+            let result = api
+                .patch(&sa.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await;
+            metrics.kubernetes_request("patch_serviceaccount", status_of(&result));
+            match result {
+                Ok(_) => {
+                    info!(namespace = %sa.namespace, name = %sa.name, roles = %roles_annotation(roles), "updated ServiceAccount roles");
+                    Ok(())
+                }
+                Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+                Err(e) => Err(op(format!("annotate ServiceAccount {sa}"))(e)),
+            }
+        }
+        ServiceAccountAction::Delete { sa } => {
+            let Some(current) = snapshot.service_account(&sa.namespace, &sa.name) else {
+                return Ok(());
+            };
+            if !current.is_managed() {
+                // The plan never asks for this; refuse anyway, deleting is irreversible.
+                warn!(namespace = %sa.namespace, name = %sa.name, "refusing to delete a ServiceAccount without vak-managed annotation");
+                return Ok(());
+            }
+            let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &sa.namespace);
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: Some(current.uid.clone()),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            let result = api.delete(&sa.name, &params).await;
+            metrics.kubernetes_request("delete_serviceaccount", status_of(&result));
+            match result {
+                Ok(_) => {
+                    info!(namespace = %sa.namespace, name = %sa.name, "deleted ServiceAccount");
+                    Ok(())
+                }
+                Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+                // uid precondition failed: a different object now has this name.
+                Err(kube::Error::Api(s)) if s.is_conflict() => {
+                    warn!(namespace = %sa.namespace, name = %sa.name, "ServiceAccount was replaced meanwhile; not deleted");
+                    Ok(())
+                }
+                Err(e) => Err(op(format!("delete ServiceAccount {sa}"))(e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_accounts_carry_annotation_label_and_roles() {
+        let sa = ServiceAccountRef {
+            namespace: "team-a".into(),
+            name: "vault-agent-injector".into(),
+        };
+        let roles = BTreeSet::from(["web".to_string(), "default".to_string()]);
+        let obj = managed_service_account(&sa, &roles);
+        let ann = obj.metadata.annotations.unwrap();
+        assert_eq!(ann["vak-managed"], "true");
+        assert_eq!(ann["vault-auth-kubernetes/roles"], "default,web");
+        assert_eq!(
+            obj.metadata.labels.unwrap()["app.kubernetes.io/managed-by"],
+            "vault-auth-kubernetes"
+        );
+        assert_eq!(obj.metadata.namespace.as_deref(), Some("team-a"));
+    }
+}

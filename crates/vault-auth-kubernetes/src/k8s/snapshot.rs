@@ -1,0 +1,215 @@
+//! What the controller knows of the cluster at one moment, built either from the controller's
+//! watch caches (no requests) or, for one-shot commands, from a handful of list calls.
+//!
+//! Only the objects the controller needs are kept: the roles ConfigMap, namespaces (metadata),
+//! ServiceAccounts (metadata), the reviewer's token Secret, and the cluster-scoped RBAC objects it
+//! manages.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::api::{Api, ListParams, ObjectMeta};
+use kube::core::PartialObjectMeta;
+
+use crate::desired::{NamespaceInfo, ServiceAccountRef};
+use crate::error::{Error, Result};
+use crate::names::{
+    MANAGED_ANNOTATION, MANAGED_SELECTOR, MANAGED_VALUE, REVIEWER_TOKEN_SECRET, ROLES_ANNOTATION,
+    ROLES_CONFIGMAP,
+};
+use crate::plan::ObservedServiceAccount;
+
+/// The roles ConfigMap as last seen.
+#[derive(Clone, Debug)]
+pub enum ConfigMapState {
+    /// Present, with its data.
+    Present(Box<ConfigMap>),
+    /// Does not exist.
+    Missing,
+}
+
+/// A ServiceAccount's identity and the metadata the controller decides on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceAccountMeta {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub annotations: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ServiceAccountMeta {
+    /// Builds from object metadata; None when the object has no name or namespace.
+    pub fn from_meta(meta: &ObjectMeta) -> Option<Self> {
+        Some(ServiceAccountMeta {
+            namespace: meta.namespace.clone()?,
+            name: meta.name.clone()?,
+            uid: meta.uid.clone().unwrap_or_default(),
+            annotations: meta.annotations.clone().unwrap_or_default(),
+            labels: meta.labels.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Carries the original tool's annotation `vak-managed: "true"`.
+    pub fn is_managed(&self) -> bool {
+        self.annotations.get(MANAGED_ANNOTATION).map(String::as_str) == Some(MANAGED_VALUE)
+    }
+
+    /// Reference by namespace and name.
+    pub fn reference(&self) -> ServiceAccountRef {
+        ServiceAccountRef {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    /// What the plan needs to know.
+    pub fn observed(&self) -> ObservedServiceAccount {
+        ObservedServiceAccount {
+            managed: self.is_managed(),
+            roles: self
+                .annotations
+                .get(ROLES_ANNOTATION)
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The cluster as the controller sees it.
+#[derive(Clone, Debug)]
+pub struct ClusterSnapshot {
+    pub configmap: ConfigMapState,
+    pub namespaces: Vec<NamespaceInfo>,
+    pub service_accounts: Vec<ServiceAccountMeta>,
+    pub reviewer_secret: Option<Secret>,
+    /// ClusterRoleBindings labelled as managed by this tool.
+    pub cluster_role_bindings: Vec<ClusterRoleBinding>,
+    /// ClusterRoles labelled as managed by this tool.
+    pub cluster_roles: Vec<ClusterRole>,
+}
+
+impl ClusterSnapshot {
+    /// The ConfigMap's data, when it exists (an empty map when it has no data).
+    pub fn roles_data(&self) -> Option<BTreeMap<String, String>> {
+        match &self.configmap {
+            ConfigMapState::Present(cm) => Some(cm.data.clone().unwrap_or_default()),
+            ConfigMapState::Missing => None,
+        }
+    }
+
+    /// The ServiceAccount of that namespace and name, if it exists.
+    pub fn service_account(&self, namespace: &str, name: &str) -> Option<&ServiceAccountMeta> {
+        self.service_accounts
+            .iter()
+            .find(|sa| sa.namespace == namespace && sa.name == name)
+    }
+
+    /// Reads everything with list calls (for one-shot commands; the controller uses its caches).
+    pub async fn fetch(client: &kube::Client, namespace: &str) -> Result<ClusterSnapshot> {
+        let op = |operation: &str| {
+            let operation = operation.to_string();
+            move |source| Error::Kube { operation, source }
+        };
+        let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+        let configmap = match configmaps
+            .get_opt(ROLES_CONFIGMAP)
+            .await
+            .map_err(op("get ConfigMap vault-auth-roles"))?
+        {
+            Some(cm) => ConfigMapState::Present(Box::new(cm)),
+            None => ConfigMapState::Missing,
+        };
+        let namespaces = Api::<Namespace>::all(client.clone())
+            .list_metadata(&ListParams::default())
+            .await
+            .map_err(op("list namespaces"))?
+            .items
+            .iter()
+            .filter_map(namespace_info)
+            .collect();
+        let service_accounts = Api::<ServiceAccount>::all(client.clone())
+            .list_metadata(&ListParams::default())
+            .await
+            .map_err(op("list serviceaccounts"))?
+            .items
+            .iter()
+            .filter_map(|sa| ServiceAccountMeta::from_meta(&sa.metadata))
+            .collect();
+        let reviewer_secret = Api::<Secret>::namespaced(client.clone(), namespace)
+            .get_opt(REVIEWER_TOKEN_SECRET)
+            .await
+            .map_err(op("get reviewer token Secret"))?;
+        let managed = ListParams::default().labels(MANAGED_SELECTOR);
+        let cluster_role_bindings = Api::<ClusterRoleBinding>::all(client.clone())
+            .list(&managed)
+            .await
+            .map_err(op("list clusterrolebindings"))?
+            .items;
+        let cluster_roles = Api::<ClusterRole>::all(client.clone())
+            .list(&managed)
+            .await
+            .map_err(op("list clusterroles"))?
+            .items;
+        Ok(ClusterSnapshot {
+            configmap,
+            namespaces,
+            service_accounts,
+            reviewer_secret,
+            cluster_role_bindings,
+            cluster_roles,
+        })
+    }
+}
+
+/// Namespace name, labels and whether it is being deleted.
+pub fn namespace_info(ns: &PartialObjectMeta<Namespace>) -> Option<NamespaceInfo> {
+    Some(NamespaceInfo {
+        name: ns.metadata.name.clone()?,
+        labels: ns.metadata.labels.clone().unwrap_or_default(),
+        terminating: ns.metadata.deletion_timestamp.is_some(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(annotations: &[(&str, &str)]) -> ServiceAccountMeta {
+        ServiceAccountMeta {
+            namespace: "default".into(),
+            name: "app".into(),
+            uid: "u1".into(),
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn managed_only_with_the_originals_annotation_set_to_true() {
+        assert!(meta(&[("vak-managed", "true")]).is_managed());
+        assert!(!meta(&[("vak-managed", "false")]).is_managed());
+        assert!(!meta(&[]).is_managed());
+    }
+
+    #[test]
+    fn roles_annotation_is_parsed_into_a_set() {
+        let o = meta(&[
+            ("vak-managed", "true"),
+            ("vault-auth-kubernetes/roles", "web, api,,web"),
+        ])
+        .observed();
+        assert!(o.managed);
+        assert_eq!(o.roles.into_iter().collect::<Vec<_>>(), ["api", "web"]);
+    }
+}
