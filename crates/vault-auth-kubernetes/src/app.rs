@@ -3,17 +3,19 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use kube_lease_manager::LeaseManagerBuilder;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::admin::{self, AdminState};
 use crate::cli::{Cli, Command, VERSION};
 use crate::controller;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::k8s::cluster;
 use crate::k8s::events::EventPublisher;
 use crate::metrics::Metrics;
-use crate::settings::Settings;
+use crate::settings::{LEASE_NAME, LeaderElection, Settings};
 use crate::sync::Syncer;
 use crate::telemetry;
 use crate::vault::VaultClient;
@@ -56,10 +58,10 @@ pub struct Parts {
 /// Connects to the cluster and prepares the Vault client (no Vault request yet).
 pub async fn connect(settings: Settings) -> Result<Parts> {
     let metrics = Metrics::new();
-    let (client, cluster) = cluster::connect(&settings).await?;
+    let (client, cluster) = cluster::connect(&settings, &metrics).await?;
     info!(kubernetes_host = %cluster.host, ca_certificates = cluster.ca_pem.matches("BEGIN CERTIFICATE").count(), "cluster connection");
     let vault = VaultClient::new(settings.vault.clone(), metrics.clone())?;
-    let events = EventPublisher::new(client.clone(), instance_name(), metrics.clone());
+    let events = EventPublisher::new(client.clone(), instance_name());
     let syncer = Syncer::new(client, vault, settings, cluster, metrics.clone(), events);
     Ok(Parts {
         syncer: Arc::new(syncer),
@@ -73,19 +75,62 @@ pub async fn run_controller(settings: Settings, shutdown: CancellationToken) -> 
     if settings.vault.skip_tls_verify {
         warn!("TLS verification of Vault is OFF (--vault-skip-verify): use only for tests");
     }
-    let Parts { syncer, .. } = connect(settings).await?;
+    let Parts { syncer, metrics } = connect(settings).await?;
     let health = Health::new();
+    let admin = AdminState {
+        health: health.clone(),
+        metrics,
+        vault: syncer.vault.clone(),
+    };
+    admin::start(syncer.settings.admin_port, admin, shutdown.clone()).await?;
     let session = tokio::spawn({
         let vault = syncer.vault.clone();
         let stop = shutdown.child_token();
         async move { vault.run_session(stop).await }
     });
-    let result = controller::run(syncer, health.clone(), shutdown.clone()).await;
+    let (leader, lease_task, _always_leader) = match &syncer.settings.leader_election {
+        Some(election) => {
+            let (rx, task) = leader_election(&syncer, election).await?;
+            (rx, Some(task), None)
+        }
+        None => {
+            let (tx, rx) = tokio::sync::watch::channel(true);
+            (rx, None, Some(tx))
+        }
+    };
+    let result = controller::run(syncer, health.clone(), leader, shutdown.clone()).await;
     health.set_shutting_down();
     shutdown.cancel();
+    // The receiver was dropped with the loop: the lease manager releases the Lease so a standby
+    // takes over at once rather than after the lease expires.
+    if let Some(task) = lease_task {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
     let _ = session.await;
     info!("stopped");
     result
+}
+
+/// Starts leader election on the Lease [`LEASE_NAME`] in the controller's namespace.
+async fn leader_election(
+    syncer: &Syncer,
+    election: &LeaderElection,
+) -> Result<(
+    tokio::sync::watch::Receiver<bool>,
+    tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
+)> {
+    let duration = election.lease_duration.as_secs().max(3);
+    let identity = format!("{}-{}", instance_name(), std::process::id());
+    let manager = LeaseManagerBuilder::new(syncer.client.clone(), LEASE_NAME)
+        .with_namespace(&syncer.settings.namespace)
+        .with_identity(&identity)
+        .with_duration(duration)
+        .with_grace((duration / 3).max(1))
+        .build()
+        .await
+        .map_err(|e| Error::LeaderElection(e.to_string()))?;
+    info!(lease = LEASE_NAME, %identity, duration_seconds = duration, "leader election on");
+    Ok(manager.watch().await)
 }
 
 /// Name of this replica for Events: the pod name when set (POD_NAME), else the host name.

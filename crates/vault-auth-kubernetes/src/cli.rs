@@ -12,7 +12,12 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// Version with the git revision it was built from.
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VAK_GIT_REVISION"), ")");
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("VAK_GIT_REVISION"),
+    ")"
+);
 
 /// Keeps Vault's Kubernetes auth method, its roles and the ServiceAccounts they bind in sync with
 /// the ConfigMap `vault-auth-roles`.
@@ -94,7 +99,12 @@ pub struct SettingsArgs {
     pub vault_skip_verify: bool,
 
     /// Vault namespace (X-Vault-Namespace), for Vault Enterprise and OpenBao namespaces.
-    #[arg(long, env = "VAK_VAULT_NAMESPACE", value_name = "NAMESPACE", global = true)]
+    #[arg(
+        long,
+        env = "VAK_VAULT_NAMESPACE",
+        value_name = "NAMESPACE",
+        global = true
+    )]
     pub vault_namespace: Option<String>,
 
     /// Path of the AppRole auth method to log in with.
@@ -123,6 +133,33 @@ pub struct SettingsArgs {
         global = true
     )]
     pub resync_interval: Duration,
+
+    /// Port of the admin HTTP server (/livez, /readyz, /metrics); 0 picks a free port.
+    #[arg(
+        long,
+        env = "VAK_ADMIN_PORT",
+        value_name = "PORT",
+        default_value_t = 8080,
+        global = true
+    )]
+    pub admin_port: u16,
+
+    /// Elect a leader among replicas through a Lease in the controller's namespace; only the
+    /// leader writes. Needed when running more than one replica.
+    #[arg(long, env = "VAK_LEADER_ELECTION", global = true)]
+    pub leader_election: bool,
+
+    /// How long a leader's Lease stays valid without renewal: a standby takes over at most this
+    /// long after the leader dies (immediately when it shuts down cleanly).
+    #[arg(
+        long,
+        env = "VAK_LEADER_LEASE_DURATION",
+        value_name = "DURATION",
+        default_value = "15s",
+        value_parser = parse_duration,
+        global = true
+    )]
+    pub leader_lease_duration: Duration,
 
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives.
     #[arg(

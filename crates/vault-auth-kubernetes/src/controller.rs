@@ -128,21 +128,26 @@ fn start_watches(
     namespace: &str,
     wake: Arc<Notify>,
     bound: BoundNames,
+    health: &Health,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Stores {
     let cfg = watcher::Config::default();
+    let w = Watch {
+        wake,
+        health: health.clone(),
+    };
     let configmap = reflect(
         Api::<ConfigMap>::namespaced(client.clone(), namespace),
         cfg.clone()
             .fields(&format!("metadata.name={ROLES_CONFIGMAP}")),
-        wake.clone(),
+        w.clone(),
         |_| true,
         tasks,
     );
     let namespaces = reflect(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
         cfg.clone(),
-        wake.clone(),
+        w.clone(),
         |_| true,
         tasks,
     );
@@ -150,7 +155,7 @@ fn start_watches(
     let service_accounts = reflect(
         Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()),
         cfg.clone(),
-        wake.clone(),
+        w.clone(),
         move |sa: &PartialObjectMeta<ServiceAccount>| {
             let meta = sa.meta();
             let name = meta.name.as_deref().unwrap_or_default();
@@ -173,21 +178,21 @@ fn start_watches(
         Api::<Secret>::namespaced(client.clone(), namespace),
         cfg.clone()
             .fields(&format!("metadata.name={REVIEWER_TOKEN_SECRET}")),
-        wake.clone(),
+        w.clone(),
         |_| true,
         tasks,
     );
     let cluster_role_bindings = reflect(
         Api::<ClusterRoleBinding>::all(client.clone()),
         cfg.clone().labels(MANAGED_SELECTOR),
-        wake.clone(),
+        w.clone(),
         |_| true,
         tasks,
     );
     let cluster_roles = reflect(
         Api::<ClusterRole>::all(client.clone()),
         cfg.labels(MANAGED_SELECTOR),
-        wake,
+        w,
         |_| true,
         tasks,
     );
@@ -201,12 +206,19 @@ fn start_watches(
     }
 }
 
+/// What a watch task reports to.
+#[derive(Clone)]
+struct Watch {
+    wake: Arc<Notify>,
+    health: Health,
+}
+
 /// Runs a reflector for `api` in a task; wakes the loop on relevant changes and on every
 /// completed (re)list.
 fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
-    wake: Arc<Notify>,
+    watch: Watch,
     relevant: impl Fn(&K) -> bool + Send + 'static,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Store<K>
@@ -217,28 +229,34 @@ where
     let (reader, writer) = reflector::store();
     let kind = K::kind(&K::DynamicType::default()).to_string();
     let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
-    tasks.spawn(drive(stream, kind, wake, relevant));
+    tasks.spawn(drive(stream, kind, watch, relevant));
     reader
 }
 
 async fn drive<K>(
     stream: impl Stream<Item = watcher::Result<Event<K>>>,
     kind: String,
-    wake: Arc<Notify>,
+    watch: Watch,
     relevant: impl Fn(&K) -> bool,
 ) {
     let mut stream = std::pin::pin!(stream);
     while let Some(item) = stream.next().await {
+        if item.is_ok() {
+            watch.health.set_kube_unreachable(false);
+        }
         match item {
             Ok(Event::Apply(obj) | Event::Delete(obj)) => {
                 if relevant(&obj) {
-                    wake.notify_one();
+                    watch.wake.notify_one();
                 }
             }
-            Ok(Event::InitDone) => wake.notify_one(),
+            Ok(Event::InitDone) => watch.wake.notify_one(),
             Ok(Event::Init | Event::InitApply(_)) => {}
             // The watcher retries with backoff by itself; say why it is not seeing changes.
-            Err(error) => warn!(%kind, %error, "watch failed, retrying"),
+            Err(error) => {
+                watch.health.set_kube_unreachable(true);
+                warn!(%kind, %error, "watch failed, retrying");
+            }
         }
     }
 }
@@ -265,8 +283,14 @@ pub fn backoff_delay(attempt: u32) -> Duration {
 }
 
 /// Runs the controller until `shutdown` is cancelled or a fatal error (another type of auth
-/// method at the mount path) stops it.
-pub async fn run(syncer: Arc<Syncer>, health: Health, shutdown: CancellationToken) -> Result<()> {
+/// method at the mount path) stops it. Passes run only while `leader` is true; a standby keeps
+/// its caches warm so it can take over at once.
+pub async fn run(
+    syncer: Arc<Syncer>,
+    health: Health,
+    mut leader: tokio::sync::watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let wake = Arc::new(Notify::new());
     let bound: BoundNames = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
@@ -275,18 +299,40 @@ pub async fn run(syncer: Arc<Syncer>, health: Health, shutdown: CancellationToke
         &syncer.settings.namespace,
         wake.clone(),
         bound.clone(),
+        &health,
         &mut tasks,
     );
     tokio::select! {
         ready = stores.wait_until_ready() => ready?,
         () = shutdown.cancelled() => return Ok(()),
     }
+    health.set_caches_ready();
     info!("watch caches ready");
 
     let resync = syncer.settings.resync_interval;
     let mut failures: u32 = 0;
     let mut next_resync = tokio::time::Instant::now() + resync;
     loop {
+        let leading = *leader.borrow_and_update();
+        health.set_leader(leading);
+        syncer.metrics.set_leader(leading);
+        if !leading {
+            info!("standing by: another replica holds the leader Lease");
+            tokio::select! {
+                changed = leader.changed() => {
+                    if changed.is_err() {
+                        warn!("leader election stopped");
+                        return Ok(());
+                    }
+                    continue;
+                }
+                () = shutdown.cancelled() => {
+                    tasks.shutdown().await;
+                    return Ok(());
+                }
+            }
+        }
+
         let snapshot = stores.snapshot();
         let outcome = syncer.sync(&snapshot).await;
         let retry_in = match outcome {
@@ -333,6 +379,7 @@ pub async fn run(syncer: Arc<Syncer>, health: Health, shutdown: CancellationToke
                 tokio::time::sleep(DEBOUNCE).await;
             }
             () = tokio::time::sleep_until(wait_until) => {}
+            _ = leader.changed() => {}
             () = shutdown.cancelled() => {
                 info!("shutting down");
                 health.set_synced(false);

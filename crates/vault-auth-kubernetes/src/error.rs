@@ -13,6 +13,10 @@ pub enum Error {
     #[error("invalid setting {setting}: {message}")]
     InvalidSetting { setting: String, message: String },
 
+    /// Leader election could not start.
+    #[error("leader election: {0}")]
+    LeaderElection(String),
+
     /// Required settings are missing; each named by flag and env var.
     #[error("missing required setting(s): {0}")]
     MissingSettings(String),

@@ -10,6 +10,7 @@
 //! - [`names`]: the fixed names, labels and annotations shared with the original tool.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod controller;

@@ -4,7 +4,12 @@
 //! secrets: operations are fixed names such as `write_role`, never paths with tokens.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -45,6 +50,7 @@ struct Inner {
     managed_service_accounts: Gauge,
     invalid_entries: Gauge,
     last_success_timestamp: Gauge<f64, AtomicU64>,
+    last_success_millis: Arc<AtomicU64>,
     vault_token_ttl: Gauge<f64, AtomicU64>,
     leader: Gauge,
 }
@@ -107,6 +113,8 @@ impl Metrics {
             "Unix time of the last successful full synchronisation",
             last_success_timestamp.clone(),
         );
+        let last_success_millis = Arc::new(AtomicU64::new(0));
+        registry.register_collector(Box::new(SinceLastSuccess(last_success_millis.clone())));
         let vault_token_ttl = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "vault_token_ttl_seconds",
@@ -130,6 +138,7 @@ impl Metrics {
                 managed_service_accounts,
                 invalid_entries,
                 last_success_timestamp,
+                last_success_millis,
                 vault_token_ttl,
                 leader,
             }),
@@ -163,9 +172,9 @@ impl Metrics {
             .inc();
         self.inner.reconcile_duration.observe(seconds);
         if success {
-            self.inner
-                .last_success_timestamp
-                .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+            let now = unix_millis();
+            self.inner.last_success_timestamp.set(now as f64 / 1000.0);
+            self.inner.last_success_millis.store(now, Ordering::SeqCst);
         }
     }
 
@@ -197,6 +206,36 @@ impl Metrics {
     }
 }
 
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `seconds_since_last_successful_sync`, computed at scrape time (-1 before the first success),
+/// so an alert needs no arithmetic and no ticking task keeps it fresh.
+#[derive(Debug)]
+struct SinceLastSuccess(Arc<AtomicU64>);
+
+impl Collector for SinceLastSuccess {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let last = self.0.load(Ordering::SeqCst);
+        let value = if last == 0 {
+            -1.0
+        } else {
+            unix_millis().saturating_sub(last) as f64 / 1000.0
+        };
+        let gauge = ConstGauge::new(value);
+        let metric = encoder.encode_descriptor(
+            "seconds_since_last_successful_sync",
+            "Seconds since the last successful full synchronisation (-1: none yet)",
+            None,
+            gauge.metric_type(),
+        )?;
+        gauge.encode(metric)
+    }
+}
+
 fn request_labels(operation: &str, status: Option<u16>) -> RequestLabels {
     RequestLabels {
         operation: operation.to_string(),
@@ -225,5 +264,17 @@ mod tests {
             text.contains("operation=\"login\",status=\"error\"} 1"),
             "{text}"
         );
+        assert!(
+            text.contains("vault_auth_kubernetes_seconds_since_last_successful_sync -1"),
+            "{text}"
+        );
+        m.reconciled(true, 0.1);
+        let text = m.encode();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("vault_auth_kubernetes_seconds_since_last_successful_sync "))
+            .expect("since-last-sync sample");
+        let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!((0.0..5.0).contains(&value), "{line}");
     }
 }

@@ -29,7 +29,9 @@ impl Mount {
                 return Err(format!("{value:?} has a {segment:?} segment"));
             }
             if segment.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(format!("{value:?} contains whitespace or control characters"));
+                return Err(format!(
+                    "{value:?} contains whitespace or control characters"
+                ));
             }
         }
         Ok(Mount(value.to_string()))

@@ -25,6 +25,20 @@ pub struct Settings {
     /// Namespace of the controller and of the roles ConfigMap.
     pub namespace: String,
     pub resync_interval: Duration,
+    /// Port of the admin server (0: any free port).
+    pub admin_port: u16,
+    /// Leader election, when on.
+    pub leader_election: Option<LeaderElection>,
+}
+
+/// Name of the Lease used for leader election.
+pub const LEASE_NAME: &str = "vault-auth-kubernetes";
+
+/// Leader election settings.
+#[derive(Clone, Debug)]
+pub struct LeaderElection {
+    /// Validity of the Lease without renewal.
+    pub lease_duration: Duration,
 }
 
 /// A required setting: the flag and env var a user can set it with.
@@ -101,6 +115,12 @@ impl Settings {
                 message: "must not be empty".to_string(),
             });
         }
+        if args.leader_election && args.leader_lease_duration.as_secs() < 3 {
+            return Err(Error::InvalidSetting {
+                setting: "--leader-lease-duration (env VAK_LEADER_LEASE_DURATION)".to_string(),
+                message: "must be at least 3s".to_string(),
+            });
+        }
         let namespace = non_empty(&args.namespace)
             .or_else(|| {
                 std::fs::read_to_string(ns_file)
@@ -129,6 +149,10 @@ impl Settings {
             },
             namespace,
             resync_interval: args.resync_interval,
+            admin_port: args.admin_port,
+            leader_election: args.leader_election.then_some(LeaderElection {
+                lease_duration: args.leader_lease_duration,
+            }),
         })
     }
 }

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ObjectReference, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
+use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -18,12 +19,14 @@ use tracing::{error, info, warn};
 use crate::desired::{DesiredServiceAccounts, desired_service_accounts};
 use crate::error::{Error, Result};
 use crate::k8s::cluster::ClusterInfo;
-use crate::k8s::events::{EventPublisher, Notice, status_of};
+use crate::k8s::events::{EventPublisher, Notice};
 use crate::k8s::reviewer::Reviewer;
 use crate::k8s::service_accounts;
 use crate::k8s::snapshot::{ClusterSnapshot, ConfigMapState};
 use crate::metrics::Metrics;
-use crate::names::{KUBERNETES_AUTH_TYPE, MOUNT_MAX_LEASE_TTL, REVIEWER_TOKEN_SECRET};
+use crate::names::{
+    KUBERNETES_AUTH_TYPE, MOUNT_MAX_LEASE_TTL, REVIEWER_TOKEN_SECRET, ROLES_CONFIGMAP,
+};
 use crate::plan::{
     DesiredConfig, MountState, Observed, ObservedConfig, Plan, PlanError, PlanInput, RoleAction,
     ServiceAccountAction, plan,
@@ -240,7 +243,6 @@ impl Syncer {
         let reviewer = Reviewer {
             client: &self.client,
             namespace: &self.settings.namespace,
-            metrics: &self.metrics,
         };
         let jwt = reviewer.ensure(snapshot).await?;
         let observation = self.observe(snapshot, mount, jwt).await?;
@@ -358,13 +360,8 @@ impl Syncer {
             }
         }
 
-        let outcomes = service_accounts::apply(
-            &self.client,
-            snapshot,
-            &plan.service_accounts,
-            &self.metrics,
-        )
-        .await;
+        let outcomes =
+            service_accounts::apply(&self.client, snapshot, &plan.service_accounts).await;
         for outcome in outcomes {
             if let Err(e) = outcome.result {
                 error!(error = %e, "ServiceAccount change failed");
@@ -387,8 +384,6 @@ impl Syncer {
                 &Patch::Merge(&patch),
             )
             .await;
-        self.metrics
-            .kubernetes_request("patch_secret", status_of(&result));
         if let Err(e) = result {
             // Only costs one extra config write after a restart.
             warn!(error = %e, "could not record the config fingerprint on the reviewer Secret");
@@ -470,6 +465,91 @@ impl Syncer {
         for notice in action_notices(plan) {
             self.events.publish(&regarding, &notice).await;
         }
+        let status = status_summary(observation, managed_after, report);
+        self.write_status(snapshot, &status).await;
+    }
+
+    /// Writes the status annotations on the ConfigMap when they changed (never in a steady
+    /// state, so watching the ConfigMap does not loop).
+    async fn write_status(&self, snapshot: &ClusterSnapshot, status: &Status) {
+        let ConfigMapState::Present(cm) = &snapshot.configmap else {
+            return;
+        };
+        let current = cm.metadata.annotations.clone().unwrap_or_default();
+        let same = current.get(STATUS_ANNOTATION) == Some(&status.state)
+            && current.get(STATUS_MESSAGE_ANNOTATION) == Some(&status.message);
+        if same {
+            return;
+        }
+        let patch = json!({"metadata": {"annotations": {
+            STATUS_ANNOTATION: status.state,
+            STATUS_MESSAGE_ANNOTATION: status.message,
+            STATUS_TIME_ANNOTATION: Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        }}});
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.settings.namespace);
+        if let Err(error) = api
+            .patch(
+                ROLES_CONFIGMAP,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            warn!(%error, "could not write the status annotations on the ConfigMap");
+        }
+    }
+}
+
+/// Annotation on the ConfigMap: `Synced` or `Degraded`.
+pub const STATUS_ANNOTATION: &str = "vault-auth-kubernetes/status";
+/// Annotation on the ConfigMap: what was applied and what was rejected, in one line.
+pub const STATUS_MESSAGE_ANNOTATION: &str = "vault-auth-kubernetes/status-message";
+/// Annotation on the ConfigMap: when the status last changed (RFC 3339, UTC).
+pub const STATUS_TIME_ANNOTATION: &str = "vault-auth-kubernetes/status-time";
+
+/// The outcome of a pass as `kubectl get configmap vault-auth-roles -o yaml` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub state: String,
+    pub message: String,
+}
+
+/// Summarises a pass for the status annotations (deterministic: same outcome, same text).
+pub fn status_summary(
+    observation: &Observation,
+    service_accounts: usize,
+    report: &SyncReport,
+) -> Status {
+    let roles = observation.roles.as_ref();
+    let applied = roles.map_or(0, |r| r.roles.len());
+    let mut parts = vec![format!(
+        "{applied} role(s) in sync, {service_accounts} managed ServiceAccount(s)"
+    )];
+    let rejected: Vec<String> = roles
+        .map(|r| r.rejected.iter().cloned().collect())
+        .unwrap_or_default();
+    if !rejected.is_empty() {
+        parts.push(format!(
+            "{} invalid entr{} skipped: {} (see Events)",
+            rejected.len(),
+            if rejected.len() == 1 { "y" } else { "ies" },
+            rejected.join(", ")
+        ));
+    }
+    if !report.failures.is_empty() {
+        parts.push(format!(
+            "{} step(s) failed (see Events)",
+            report.failures.len()
+        ));
+    }
+    let state = if rejected.is_empty() && report.failures.is_empty() {
+        "Synced"
+    } else {
+        "Degraded"
+    };
+    Status {
+        state: state.to_string(),
+        message: parts.join("; "),
     }
 }
 

@@ -4,9 +4,12 @@
 use std::path::Path;
 
 use base64::Engine;
+use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::error::{Error, Result};
+use crate::k8s::request_metrics::RequestMetricsLayer;
+use crate::metrics::Metrics;
 use crate::settings::Settings;
 
 /// How Vault reaches this cluster's API.
@@ -73,14 +76,20 @@ pub fn cluster_info(settings: &Settings, config: &kube::Config) -> ClusterInfo {
     ClusterInfo { host, ca_pem }
 }
 
-/// Builds the kube client and the cluster info from the settings.
-pub async fn connect(settings: &Settings) -> Result<(kube::Client, ClusterInfo)> {
+/// Builds the kube client (counting every request into `metrics`) and the cluster info.
+pub async fn connect(
+    settings: &Settings,
+    metrics: &Metrics,
+) -> Result<(kube::Client, ClusterInfo)> {
     let config = load_config(settings.kubeconfig.as_deref()).await?;
     let info = cluster_info(settings, &config);
-    let client = kube::Client::try_from(config).map_err(|source| Error::Kube {
-        operation: "create client".to_string(),
-        source,
-    })?;
+    let client = ClientBuilder::try_from(config)
+        .map_err(|source| Error::Kube {
+            operation: "create client".to_string(),
+            source,
+        })?
+        .with_layer(&RequestMetricsLayer::new(metrics.clone()))
+        .build();
     Ok((client, info))
 }
 

@@ -17,8 +17,6 @@ use kube::api::{Api, PostParams};
 use tokio::sync::Mutex;
 use tracing::warn;
 
-use crate::metrics::Metrics;
-
 /// Name the events are reported under.
 pub const REPORTING_CONTROLLER: &str = "vault-auth-kubernetes";
 
@@ -69,17 +67,15 @@ impl Notice {
 pub struct EventPublisher {
     client: kube::Client,
     instance: String,
-    metrics: Metrics,
     active: Mutex<BTreeSet<Notice>>,
 }
 
 impl EventPublisher {
     /// `instance` distinguishes replicas (the pod name in a cluster).
-    pub fn new(client: kube::Client, instance: String, metrics: Metrics) -> Self {
+    pub fn new(client: kube::Client, instance: String) -> Self {
         EventPublisher {
             client,
             instance,
-            metrics,
             active: Mutex::new(BTreeSet::new()),
         }
     }
@@ -90,8 +86,6 @@ impl EventPublisher {
         let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         let event = self.build(regarding, notice);
         let result = events.create(&PostParams::default(), &event).await;
-        self.metrics
-            .kubernetes_request("create_event", status_of(&result));
         if let Err(error) = result {
             // An event that cannot be written must not fail the sync: it is a report, not a step.
             warn!(%error, reason = %notice.reason, "could not publish event");
@@ -140,15 +134,6 @@ impl EventPublisher {
             reporting_instance: Some(self.instance.clone()),
             ..Default::default()
         }
-    }
-}
-
-/// HTTP status of a kube call for metrics: the API's code, 2xx as 200, or none.
-pub fn status_of<T>(result: &Result<T, kube::Error>) -> Option<u16> {
-    match result {
-        Ok(_) => Some(200),
-        Err(kube::Error::Api(status)) => Some(status.code),
-        Err(_) => None,
     }
 }
 

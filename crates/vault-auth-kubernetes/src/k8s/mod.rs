@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod events;
+pub mod request_metrics;
 pub mod reviewer;
 pub mod service_accounts;
 pub mod snapshot;

@@ -15,9 +15,7 @@ use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use tracing::{info, warn};
 
 use crate::error::{Error, Result};
-use crate::k8s::events::status_of;
 use crate::k8s::snapshot::ClusterSnapshot;
-use crate::metrics::Metrics;
 use crate::names::{
     AUTH_DELEGATOR_CLUSTER_ROLE, MANAGED_BY_LABEL, MANAGED_BY_VALUE, NAMESPACE_READER,
     REVIEWER_CLUSTER_ROLE_BINDING, REVIEWER_SERVICE_ACCOUNT, REVIEWER_TOKEN_SECRET,
@@ -107,7 +105,6 @@ pub fn binding_drift(actual: &ClusterRoleBinding, desired: &ClusterRoleBinding) 
 pub struct Reviewer<'a> {
     pub client: &'a kube::Client,
     pub namespace: &'a str,
-    pub metrics: &'a Metrics,
 }
 
 impl Reviewer<'_> {
@@ -142,8 +139,6 @@ impl Reviewer<'_> {
             ..Default::default()
         };
         let result = api.create(&PostParams::default(), &sa).await;
-        self.metrics
-            .kubernetes_request("create_serviceaccount", status_of(&result));
         match result {
             Ok(_) => {
                 info!(namespace = %self.namespace, name = REVIEWER_SERVICE_ACCOUNT, "created reviewer ServiceAccount");
@@ -172,8 +167,6 @@ impl Reviewer<'_> {
             Some(b) => Some(b),
             None => {
                 let result = api.create(&PostParams::default(), desired).await;
-                self.metrics
-                    .kubernetes_request("create_clusterrolebinding", status_of(&result));
                 match result {
                     Ok(_) => {
                         info!(%name, "created ClusterRoleBinding");
@@ -182,8 +175,6 @@ impl Reviewer<'_> {
                     // Exists without our label (e.g. made by the original tool): adopt it below.
                     Err(kube::Error::Api(s)) if s.is_already_exists() => {
                         let got = api.get_opt(&name).await;
-                        self.metrics
-                            .kubernetes_request("get_clusterrolebinding", status_of(&got));
                         got.map_err(self.op("get ClusterRoleBinding"))?
                     }
                     Err(e) => return Err(self.op("create ClusterRoleBinding")(e)),
@@ -199,24 +190,18 @@ impl Reviewer<'_> {
                 let mut fixed = desired.clone();
                 fixed.metadata.resource_version = actual.metadata.resource_version.clone();
                 let result = api.replace(&name, &PostParams::default(), &fixed).await;
-                self.metrics
-                    .kubernetes_request("update_clusterrolebinding", status_of(&result));
                 result.map_err(self.op("update ClusterRoleBinding"))?;
                 warn!(%name, "corrected drifted ClusterRoleBinding");
                 Ok(())
             }
             BindingDrift::Recreate => {
                 let result = api.delete(&name, &DeleteParams::default()).await;
-                self.metrics
-                    .kubernetes_request("delete_clusterrolebinding", status_of(&result));
                 match result {
                     Ok(_) => {}
                     Err(kube::Error::Api(s)) if s.is_not_found() => {}
                     Err(e) => return Err(self.op("delete ClusterRoleBinding")(e)),
                 }
                 let result = api.create(&PostParams::default(), desired).await;
-                self.metrics
-                    .kubernetes_request("create_clusterrolebinding", status_of(&result));
                 result.map_err(self.op("recreate ClusterRoleBinding"))?;
                 warn!(%name, "recreated ClusterRoleBinding whose roleRef had drifted");
                 Ok(())
@@ -252,8 +237,6 @@ impl Reviewer<'_> {
             let result = api
                 .delete(REVIEWER_TOKEN_SECRET, &DeleteParams::default())
                 .await;
-            self.metrics
-                .kubernetes_request("delete_secret", status_of(&result));
             if let Err(e) = result
                 && !matches!(&e, kube::Error::Api(s) if s.is_not_found())
             {
@@ -280,8 +263,6 @@ impl Reviewer<'_> {
                 ..Default::default()
             };
             let result = api.create(&PostParams::default(), &secret).await;
-            self.metrics
-                .kubernetes_request("create_secret", status_of(&result));
             match result {
                 Ok(_) => {
                     info!(namespace = %self.namespace, name = REVIEWER_TOKEN_SECRET, "created reviewer token Secret");
@@ -298,8 +279,6 @@ impl Reviewer<'_> {
         let deadline = tokio::time::Instant::now() + TOKEN_WAIT;
         loop {
             let got = api.get_opt(REVIEWER_TOKEN_SECRET).await;
-            self.metrics
-                .kubernetes_request("get_secret", status_of(&got));
             if let Some(secret) = got.map_err(self.op("get reviewer token Secret"))?
                 && let Some(token) = token_of(&secret)
             {
@@ -350,8 +329,6 @@ impl Reviewer<'_> {
                     aggregation_rule: None,
                 };
                 let result = roles.create(&PostParams::default(), &role).await;
-                self.metrics
-                    .kubernetes_request("create_clusterrole", status_of(&result));
                 match result {
                     Ok(_) => info!(name = NAMESPACE_READER, "created ClusterRole"),
                     Err(kube::Error::Api(s)) if s.is_already_exists() => {}
@@ -379,8 +356,6 @@ impl Reviewer<'_> {
                     .await
                     .map(|_| ())
             };
-            self.metrics
-                .kubernetes_request(&format!("delete_{kind}"), status_of(&result));
             match result {
                 Ok(()) => {
                     info!(name = NAMESPACE_READER, %kind, "deleted, no role uses a namespace selector")

@@ -14,10 +14,8 @@ use tracing::{info, warn};
 
 use crate::desired::ServiceAccountRef;
 use crate::error::Error;
-use crate::k8s::events::status_of;
 use crate::k8s::reviewer::managed_labels;
 use crate::k8s::snapshot::ClusterSnapshot;
-use crate::metrics::Metrics;
 use crate::names::{MANAGED_ANNOTATION, MANAGED_VALUE, ROLES_ANNOTATION};
 use crate::plan::ServiceAccountAction;
 
@@ -57,11 +55,10 @@ pub async fn apply(
     client: &kube::Client,
     snapshot: &ClusterSnapshot,
     actions: &[ServiceAccountAction],
-    metrics: &Metrics,
 ) -> Vec<Outcome> {
     futures::stream::iter(actions.iter().cloned())
         .map(|action| async move {
-            let result = apply_one(client, snapshot, &action, metrics).await;
+            let result = apply_one(client, snapshot, &action).await;
             Outcome { action, result }
         })
         .buffer_unordered(CONCURRENCY)
@@ -73,7 +70,6 @@ async fn apply_one(
     client: &kube::Client,
     snapshot: &ClusterSnapshot,
     action: &ServiceAccountAction,
-    metrics: &Metrics,
 ) -> Result<(), Error> {
     let op = |operation: String| move |source| Error::Kube { operation, source };
     match action {
@@ -82,7 +78,6 @@ async fn apply_one(
             let result = api
                 .create(&PostParams::default(), &managed_service_account(sa, roles))
                 .await;
-            metrics.kubernetes_request("create_serviceaccount", status_of(&result));
             match result {
                 Ok(_) => {
                     info!(namespace = %sa.namespace, name = %sa.name, roles = %roles_annotation(roles), "created ServiceAccount");
@@ -110,7 +105,6 @@ async fn apply_one(
             let result = api
                 .patch(&sa.name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await;
-            metrics.kubernetes_request("patch_serviceaccount", status_of(&result));
             match result {
                 Ok(_) => {
                     info!(namespace = %sa.namespace, name = %sa.name, roles = %roles_annotation(roles), "updated ServiceAccount roles");
@@ -138,7 +132,6 @@ async fn apply_one(
                 ..Default::default()
             };
             let result = api.delete(&sa.name, &params).await;
-            metrics.kubernetes_request("delete_serviceaccount", status_of(&result));
             match result {
                 Ok(_) => {
                     info!(namespace = %sa.namespace, name = %sa.name, "deleted ServiceAccount");
