@@ -1,7 +1,7 @@
 //! A real OpenBao dev server for tests.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,8 @@ pub struct OpenBao {
     child: Option<Child>,
     log: PathBuf,
     http: reqwest::Client,
+    /// With TLS: the folder where `-dev-tls` writes its CA, certificate and key.
+    tls_dir: Option<PathBuf>,
 }
 
 /// Status and JSON body (or `Value::Null`) of a raw API call.
@@ -31,22 +33,38 @@ pub struct BaoResponse {
 impl OpenBao {
     /// Starts a dev server on a free loopback port and waits until it is unsealed and active.
     pub async fn start() -> OpenBao {
+        Self::start_with(false).await
+    }
+
+    /// Starts a dev server that serves HTTPS only (`-dev-tls`), with a certificate for
+    /// `127.0.0.1` and `localhost` signed by a fresh CA at [`OpenBao::ca_cert_path`].
+    pub async fn start_tls() -> OpenBao {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> OpenBao {
         // reqwest is built without a bundled crypto provider; ring is the workspace's one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let port = free_port();
         let log = std::env::temp_dir().join(format!("testkit-openbao-{port}.log"));
+        let tls_dir = tls.then(|| std::env::temp_dir().join(format!("testkit-openbao-{port}-tls")));
+        let scheme = if tls { "https" } else { "http" };
         let mut bao = OpenBao {
-            addr: format!("http://127.0.0.1:{port}"),
+            addr: format!("{scheme}://127.0.0.1:{port}"),
             port,
             child: None,
             log,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("http client"),
+            http: http_client(None),
+            tls_dir,
         };
         bao.spawn().await;
         bao
+    }
+
+    /// With [`OpenBao::start_tls`]: the PEM file of the CA that signed the server certificate
+    /// (rewritten by [`OpenBao::restart_empty`]).
+    pub fn ca_cert_path(&self) -> Option<PathBuf> {
+        self.tls_dir.as_ref().map(|dir| dir.join("vault-ca.pem"))
     }
 
     /// Base address, e.g. `http://127.0.0.1:40123`.
@@ -90,14 +108,17 @@ impl OpenBao {
 
     /// Runs the `bao` CLI against this server as root and returns its raw output.
     pub fn cli_output(&self, args: &[&str]) -> Output {
-        Command::new(bao_bin())
+        let mut command = Command::new(bao_bin());
+        command
             .args(args)
             .env("BAO_ADDR", &self.addr)
             .env("BAO_TOKEN", ROOT_TOKEN)
             .env_remove("VAULT_ADDR")
-            .env_remove("VAULT_TOKEN")
-            .output()
-            .expect("run bao")
+            .env_remove("VAULT_TOKEN");
+        if let Some(ca) = self.ca_cert_path() {
+            command.env("BAO_CACERT", ca);
+        }
+        command.output().expect("run bao")
     }
 
     /// Raw API call as root: `method` may be any HTTP method or `LIST`.
@@ -135,13 +156,21 @@ impl OpenBao {
 
     async fn spawn(&mut self) {
         let log = std::fs::File::create(&self.log).expect("create OpenBao log file");
+        let mut args = vec![
+            "server".to_string(),
+            "-dev".to_string(),
+            format!("-dev-root-token-id={ROOT_TOKEN}"),
+            format!("-dev-listen-address=127.0.0.1:{}", self.port),
+        ];
+        if let Some(dir) = &self.tls_dir {
+            // A fresh CA per start: remove the old one so readiness waits for the new file.
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::create_dir_all(dir).expect("create OpenBao TLS folder");
+            args.push("-dev-tls".to_string());
+            args.push(format!("-dev-tls-cert-dir={}", dir.display()));
+        }
         let child = Command::new(bao_bin())
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={ROOT_TOKEN}"),
-                &format!("-dev-listen-address=127.0.0.1:{}", self.port),
-            ])
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
@@ -154,8 +183,14 @@ impl OpenBao {
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = format!("{}/v1/sys/health", self.addr);
+        let mut trusted = self.tls_dir.is_none();
         loop {
-            if let Ok(resp) = self.http.get(&url).send().await
+            if !trusted && let Some(ca) = self.ca_cert_path().filter(|ca| ca_written(ca)) {
+                self.http = http_client(Some(&ca));
+                trusted = true;
+            }
+            if trusted
+                && let Ok(resp) = self.http.get(&url).send().await
                 && resp.status().as_u16() == 200
             {
                 return;
@@ -184,12 +219,38 @@ impl Drop for OpenBao {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_file(&self.log);
+        if let Some(dir) = &self.tls_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
+/// The harness's HTTP client, trusting only `ca` when given.
+fn http_client(ca: Option<&Path>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).expect("read OpenBao CA");
+        let cert = reqwest::Certificate::from_pem(&pem).expect("OpenBao CA is PEM");
+        builder = builder.tls_certs_only([cert]);
+    }
+    builder.build().expect("http client")
+}
+
+/// True once the dev server has written a complete PEM certificate there.
+fn ca_written(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|pem| pem.contains("-----END CERTIFICATE-----"))
+}
+
+/// A loopback port that is free, and whose successor is free too: a dev server also listens
+/// on port + 1 for cluster traffic, so two servers on neighbouring ports would collide.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free loopback port")
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free loopback port");
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
 }

@@ -96,6 +96,18 @@ fn data(answer: Answer, operation: &str) -> Result<Map<String, Value>> {
     }
 }
 
+/// Path of role `name`: a single segment, so a name cannot reach another path of the mount.
+fn role_path(operation: &str, path: &str, name: &str) -> Result<VaultPath> {
+    if name.contains('/') {
+        return Err(Error::VaultInvalidPath {
+            operation: operation.to_string(),
+            path: format!("auth/{path}/role/{name}"),
+            message: "a role name cannot contain '/'".to_string(),
+        });
+    }
+    VaultPath::new(operation, &["auth", path, "role", name])
+}
+
 fn unexpected(operation: &str, message: &str) -> Error {
     Error::VaultResponse {
         operation: operation.to_string(),
@@ -230,7 +242,7 @@ impl VaultClient {
     /// The role `name` at `path` exactly as Vault returns it; `None` if there is none.
     pub async fn read_role(&self, path: &str, name: &str) -> Result<Option<RoleBody>> {
         const OP: &str = "read_role";
-        let target = VaultPath::new(OP, &["auth", path, "role", name])?;
+        let target = role_path(OP, path, name)?;
         let answer = self.call(OP, Method::Get, &target, None).await?;
         if answer.status == 404 && !answer.is_unrouted() {
             return Ok(None);
@@ -242,7 +254,7 @@ impl VaultClient {
     /// their old value in Vault (except the namespace selector, which is reset).
     pub async fn write_role(&self, path: &str, name: &str, body: &RoleBody) -> Result<()> {
         const OP: &str = "write_role";
-        let target = VaultPath::new(OP, &["auth", path, "role", name])?;
+        let target = role_path(OP, path, name)?;
         let body = Value::Object(body.clone());
         let answer = self.call(OP, Method::Post, &target, Some(&body)).await?;
         expect(answer, OP, path, &[200, 204]).map(drop)
@@ -251,7 +263,7 @@ impl VaultClient {
     /// Deletes role `name`; a role (or mount) that is already gone is success.
     pub async fn delete_role(&self, path: &str, name: &str) -> Result<()> {
         const OP: &str = "delete_role";
-        let target = VaultPath::new(OP, &["auth", path, "role", name])?;
+        let target = role_path(OP, path, name)?;
         let answer = self.call(OP, Method::Delete, &target, None).await?;
         expect(answer, OP, path, &[200, 204, 404]).map(drop)
     }

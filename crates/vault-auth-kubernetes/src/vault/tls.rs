@@ -102,22 +102,21 @@ fn system_roots() -> RootCertStore {
 /// If `err` failed because of TLS (an untrusted or invalid certificate, a failed handshake),
 /// the rustls reason as text.
 ///
-/// rustls errors reach us wrapped in `std::io::Error`, whose `source()` skips the wrapped error
-/// itself, so each link of the chain is also unwrapped through `io::Error::get_ref`.
+/// rustls errors reach us wrapped in (possibly nested) `std::io::Error`s, whose `source()`
+/// skips the wrapped error itself, so those links are unwrapped through `io::Error::get_ref`.
 pub fn tls_failure(err: &(dyn StdError + 'static)) -> Option<String> {
     let mut next: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(current) = next {
         if let Some(tls) = current.downcast_ref::<rustls::Error>() {
             return Some(tls.to_string());
         }
-        if let Some(inner) = current
+        next = match current
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
-            && let Some(tls) = inner.downcast_ref::<rustls::Error>()
         {
-            return Some(tls.to_string());
-        }
-        next = current.source();
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => current.source(),
+        };
     }
     None
 }
@@ -196,8 +195,10 @@ mod tests {
 
     #[test]
     fn finds_a_rustls_error_inside_an_io_error() {
+        // As hyper-util and tokio-rustls report it: io::Error(Other, io::Error(InvalidData, ..)).
         let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
-        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
+        let io = std::io::Error::other(inner);
         let found = tls_failure(&io).expect("rustls error found");
         assert!(found.contains("UnknownIssuer"), "{found}");
 
