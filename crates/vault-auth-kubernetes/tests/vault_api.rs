@@ -219,7 +219,7 @@ async fn how_openbao_answers_the_edge_cases() {
 
 #[tokio::test]
 async fn writes_are_full_bodies_and_roles_come_back_raw() {
-    let (bao, vault) = mounted().await;
+    let (_bao, vault) = mounted().await; // the server lives until the end
 
     // A config write replaces the whole config: omit the JWT and Vault forgets it.
     vault
