@@ -1,6 +1,7 @@
 //! The difference between desired and observed state, as a list of actions. Pure.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -19,22 +20,31 @@ pub enum MountState {
     /// A Kubernetes auth method.
     Kubernetes,
     /// Another type of auth method: the controller refuses to touch it.
-    Foreign { kind: String },
+    Foreign {
+        /// Its type, e.g. `approle`.
+        kind: String,
+    },
 }
 
 /// The mount's config as Vault returns it (Vault never returns the JWT).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ObservedConfig {
+    /// `kubernetes_host` Vault holds.
     pub kubernetes_host: String,
+    /// `kubernetes_ca_cert` Vault holds (PEM).
     pub kubernetes_ca_cert: String,
+    /// Whether Vault holds a reviewer JWT at all.
     pub token_reviewer_jwt_set: bool,
 }
 
 /// The config the controller wants Vault to hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredConfig {
+    /// Kubernetes API address as Vault must reach it.
     pub kubernetes_host: String,
+    /// CA of the Kubernetes API (PEM).
     pub kubernetes_ca_cert: String,
+    /// The reviewer ServiceAccount's token; prints as `******`.
     pub token_reviewer_jwt: Secret,
 }
 
@@ -74,8 +84,11 @@ pub struct ObservedServiceAccount {
 /// Everything observed in Vault and Kubernetes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observed {
+    /// What sits at `auth/kubernetes/<mount>`.
     pub mount: MountState,
+    /// The mount's config, `None` when Vault holds none.
     pub config: Option<ObservedConfig>,
+    /// [`DesiredConfig::fingerprint`] of the config this controller last wrote, if known.
     pub last_written_fingerprint: Option<String>,
     /// Raw role data read from Vault, by name.
     pub vault_roles: BTreeMap<String, Map<String, Value>>,
@@ -90,14 +103,18 @@ pub struct PlanInput<'a> {
     pub mount: &'a str,
     /// `None`: ConfigMap missing or unreadable, so nothing is deleted.
     pub roles: Option<&'a RoleSet>,
+    /// `None`: namespaces unknown, so no ServiceAccount is planned.
     pub desired_service_accounts: Option<&'a DesiredServiceAccounts>,
+    /// The config Vault must hold.
     pub config: &'a DesiredConfig,
+    /// What Vault and Kubernetes hold now.
     pub observed: &'a Observed,
 }
 
 /// Why the config must be written; never carries the JWT.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConfigChange {
+    /// One sentence per difference, e.g. `kubernetes_host differs: "a" -> "b"`.
     pub reasons: Vec<String>,
 }
 
@@ -105,16 +122,25 @@ pub struct ConfigChange {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum RoleAction {
+    /// Write a role Vault does not have.
     Create {
+        /// Vault role name.
         name: String,
+        /// Full body to write.
         body: Map<String, Value>,
     },
+    /// Rewrite a role whose fields differ.
     Update {
+        /// Vault role name.
         name: String,
+        /// Full body to write (never a partial one: Vault keeps fields left out).
         body: Map<String, Value>,
+        /// What differs, by field.
         changes: Vec<FieldChange>,
     },
+    /// Delete a role the ConfigMap no longer lists.
     Delete {
+        /// Vault role name.
         name: String,
     },
 }
@@ -123,15 +149,23 @@ pub enum RoleAction {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum ServiceAccountAction {
+    /// Create it, managed, recording `roles`.
     Create {
+        /// The ServiceAccount.
         sa: ServiceAccountRef,
+        /// Vault roles that want it (for the roles annotation).
         roles: BTreeSet<String>,
     },
+    /// Rewrite the roles annotation of a managed ServiceAccount.
     SetRoles {
+        /// The ServiceAccount.
         sa: ServiceAccountRef,
+        /// The new set of Vault roles.
         roles: BTreeSet<String>,
     },
+    /// Delete a managed ServiceAccount no role wants.
     Delete {
+        /// The ServiceAccount.
         sa: ServiceAccountRef,
     },
 }
@@ -139,10 +173,15 @@ pub enum ServiceAccountAction {
 /// Everything to do, in a deterministic order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Plan {
+    /// Enable the Kubernetes auth method at the mount.
     pub enable_mount: bool,
+    /// Write the mount's config (always the full config), and why.
     pub write_config: Option<ConfigChange>,
+    /// Role actions, by role name.
     pub roles: Vec<RoleAction>,
+    /// ServiceAccount actions, by namespace and name.
     pub service_accounts: Vec<ServiceAccountAction>,
+    /// What was deliberately left alone, and why.
     pub notes: Vec<String>,
 }
 
@@ -156,13 +195,60 @@ impl Plan {
     }
 }
 
+/// One line per action, then the notes: what `plan` prints.
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.enable_mount {
+            writeln!(f, "enable auth method kubernetes")?;
+        }
+        if let Some(change) = &self.write_config {
+            writeln!(f, "write config: {}", change.reasons.join("; "))?;
+        }
+        for action in &self.roles {
+            match action {
+                RoleAction::Create { name, .. } => writeln!(f, "create role {name}")?,
+                RoleAction::Update { name, changes, .. } => {
+                    writeln!(f, "update role {name}")?;
+                    for c in changes {
+                        writeln!(f, "  {}: {} -> {}", c.field, c.from, c.to)?;
+                    }
+                }
+                RoleAction::Delete { name } => writeln!(f, "delete role {name}")?,
+            }
+        }
+        let joined =
+            |roles: &BTreeSet<String>| roles.iter().cloned().collect::<Vec<_>>().join(", ");
+        for action in &self.service_accounts {
+            match action {
+                ServiceAccountAction::Create { sa, roles } => {
+                    writeln!(f, "create ServiceAccount {sa} (roles: {})", joined(roles))?;
+                }
+                ServiceAccountAction::SetRoles { sa, roles } => {
+                    writeln!(f, "set roles of ServiceAccount {sa}: {}", joined(roles))?;
+                }
+                ServiceAccountAction::Delete { sa } => writeln!(f, "delete ServiceAccount {sa}")?,
+            }
+        }
+        for note in &self.notes {
+            writeln!(f, "note: {note}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Why no plan can be made.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
+    /// Another type of auth method sits at the mount path: nothing may be touched.
     #[error(
         "auth method at auth/{path} is of type {kind:?}, not \"kubernetes\": refusing to touch it"
     )]
-    ForeignMount { path: String, kind: String },
+    ForeignMount {
+        /// Path below `auth/`, e.g. `kubernetes/prod/eu1`.
+        path: String,
+        /// Type of the auth method found there.
+        kind: String,
+    },
 }
 
 /// PEM text with line endings and surrounding whitespace made uniform, so a CA that differs

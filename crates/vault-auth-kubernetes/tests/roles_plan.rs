@@ -449,3 +449,29 @@ fn the_plan_serialises_without_the_jwt() {
     };
     assert!(!format!("{input:?}").contains(JWT));
 }
+
+#[test]
+fn the_plan_prints_one_line_per_action() {
+    let roles = roles(&[("web", &entry(r#"["p", "q"]"#)), ("new", &entry("[]"))]);
+    let desired = desired_of(&[("web", &[("default", "sa")])]);
+    let mut observed = converged(&roles, &desired);
+    observed.vault_roles.remove("new");
+    observed.vault_roles.insert("gone".into(), Map::new());
+    observed
+        .vault_roles
+        .get_mut("web")
+        .unwrap()
+        .insert("token_policies".into(), json!(["p"]));
+    observed.service_accounts.clear();
+    observed.last_written_fingerprint = None;
+    let plan = run(Some(&roles), Some(&desired), &observed);
+    assert_eq!(
+        plan.to_string(),
+        "write config: no record of the config last written\n\
+         delete role gone\n\
+         create role new\n\
+         update role web\n\
+         \x20 token_policies: [\"p\"] -> [\"p\",\"q\"]\n\
+         create ServiceAccount default/sa (roles: web)\n"
+    );
+}
