@@ -264,7 +264,8 @@ pub fn normalize_pem(pem: &str) -> String {
 /// Computes the actions that bring Vault and Kubernetes to the desired state.
 ///
 /// Rejected entries are protected: their Vault roles are not deleted and ServiceAccounts that
-/// record one of them are neither deleted nor stripped of it. Without a ConfigMap (`roles` is
+/// record one of them are neither deleted nor stripped of it; while any entry is rejected,
+/// managed ServiceAccounts that record no roles (made by the original tool) are left alone. Without a ConfigMap (`roles` is
 /// `None`) nothing at all is deleted.
 pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     let observed = input.observed;
@@ -394,6 +395,15 @@ fn plan_service_accounts(
                         crate::names::MANAGED_VALUE
                     ));
                 }
+                continue;
+            }
+            (_, Some(existing)) if existing.roles.is_empty() && !roles.rejected.is_empty() => {
+                // Made by the original tool (no roles record): it may belong to a rejected
+                // entry, so it stays exactly as it is until no entry is rejected.
+                plan.notes.push(format!(
+                    "{sa} kept as it is: it records no roles and entries {:?} are rejected",
+                    roles.rejected.iter().collect::<Vec<_>>()
+                ));
                 continue;
             }
             (wanted, Some(existing)) => {

@@ -406,18 +406,49 @@ fn service_accounts_follow_the_roles() {
             ServiceAccountAction::Delete {
                 sa: sa("default", "stale")
             },
-            ServiceAccountAction::Delete {
-                sa: sa("default", "untracked")
-            },
         ]
     );
     assert_eq!(
         plan.notes,
         [
             r#"default/protected kept: it belongs to rejected role(s) ["bad"]"#,
+            r#"default/untracked kept as it is: it records no roles and entries ["bad"] are rejected"#,
             r#"team-a/user-owned exists without the vak-managed: "true" annotation: left untouched"#,
         ]
     );
+}
+
+#[test]
+fn service_accounts_of_the_original_tool_are_adopted_once_nothing_is_rejected() {
+    // The original annotated vak-managed but recorded no roles.
+    let unrecorded = ObservedServiceAccount {
+        managed: true,
+        roles: BTreeSet::new(),
+    };
+    let desired = desired_of(&[("web", &[("default", "wanted")])]);
+    let mut observed = converged(&RoleSet::default(), &DesiredServiceAccounts::default());
+    observed.service_accounts = BTreeMap::from([
+        (sa("default", "wanted"), unrecorded.clone()),
+        (sa("default", "unwanted"), unrecorded),
+    ]);
+    let valid = roles(&[("web", &entry("[]"))]);
+    let plan = run(Some(&valid), Some(&desired), &observed);
+    assert_eq!(
+        plan.service_accounts,
+        [
+            ServiceAccountAction::Delete {
+                sa: sa("default", "unwanted")
+            },
+            ServiceAccountAction::SetRoles {
+                sa: sa("default", "wanted"),
+                roles: set(&["web"]),
+            },
+        ]
+    );
+    let with_rejected = roles(&[("web", &entry("[]")), ("bad", "{")]);
+    let plan = run(Some(&with_rejected), Some(&desired), &observed);
+    assert!(plan.service_accounts.is_empty(), "{plan:#?}");
+    assert_eq!(plan.notes.len(), 2, "{:?}", plan.notes);
 }
 
 #[test]
