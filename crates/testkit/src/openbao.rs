@@ -159,6 +159,8 @@ impl OpenBao {
         let mut args = vec![
             "server".to_string(),
             "-dev".to_string(),
+            // Servers started at the same moment would race on writing ~/.vault-token.
+            "-dev-no-store-token".to_string(),
             format!("-dev-root-token-id={ROOT_TOKEN}"),
             format!("-dev-listen-address=127.0.0.1:{}", self.port),
         ];
