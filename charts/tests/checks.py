@@ -1,0 +1,56 @@
+"""Collecting failed checks, so one run reports every problem instead of stopping at the first."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class Failures:
+    """Every failed check of the run, as `where: what` messages."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.messages)
+
+    def fail(self, where: str, what: str) -> None:
+        self.messages.append(f"{where}: {what}")
+
+    def check(self, condition: bool, where: str, what: str) -> bool:
+        if not condition:
+            self.fail(where, what)
+        return condition
+
+    def scoped(self, where: str) -> Scope:
+        return Scope(self, where)
+
+
+class Scope:
+    """Checks reported under one heading (a scenario or an error case)."""
+
+    def __init__(self, failures: Failures, where: str) -> None:
+        self.failures = failures
+        self.where = where
+
+    def fail(self, what: str) -> None:
+        self.failures.fail(self.where, what)
+
+    def check(self, condition: bool, what: str) -> bool:
+        return self.failures.check(condition, self.where, what)
+
+    def equal(self, actual: Any, expected: Any, what: str) -> bool:
+        return self.check(
+            actual == expected,
+            f"{what}: expected {show(expected)}, got {show(actual)}",
+        )
+
+
+def show(value: Any) -> str:
+    """Compact, stable text of a value for failure messages."""
+    try:
+        return json.dumps(value, sort_keys=True)
+    except TypeError:
+        return repr(value)

@@ -1,0 +1,161 @@
+"""Broken copies of the chart that the checks must reject: proof that the checks can fail.
+
+Each mutation changes one thing a check guards (a verb, a name restriction, a hardening setting, a
+probe, an env var...). A mutation whose text is no longer in the chart is itself reported as
+missed, so the list cannot silently go stale when the chart changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from checks import Failures
+
+#: (name, template file, text in it, replacement)
+MUTATIONS = [
+    (
+        "ClusterRole grants an extra verb",
+        "templates/clusterrole.yaml",
+        'verbs: ["get", "list", "watch"]',
+        'verbs: ["get", "list", "watch", "update"]',
+    ),
+    (
+        "ClusterRole lacks serviceaccounts delete",
+        "templates/clusterrole.yaml",
+        '"create", "patch", "delete"]',
+        '"create", "patch"]',
+    ),
+    (
+        "bind no longer restricted by name",
+        "templates/clusterrole.yaml",
+        '    resourceNames: ["system:auth-delegator", "vault-auth-token-reviewer-namespaces"]\n',
+        "",
+    ),
+    (
+        "create restricted by name (never allowed)",
+        "templates/role.yaml",
+        'resources: ["secrets"]\n    verbs: ["create"]',
+        'resources: ["secrets"]\n    resourceNames: ["token-reviewer-token"]\n'
+        '    verbs: ["create"]',
+    ),
+    (
+        "Role grants tokenreviews",
+        "templates/role.yaml",
+        '  - apiGroups: ["events.k8s.io"]',
+        '  - apiGroups: ["authentication.k8s.io"]\n    resources: ["tokenreviews"]\n'
+        '    verbs: ["create"]\n  - apiGroups: ["events.k8s.io"]',
+    ),
+    (
+        "Lease rules missing with leader election",
+        "templates/role.yaml",
+        '{{- if eq (include "vak.leaderElection" .) "true" }}',
+        "{{- if false }}",
+    ),
+    (
+        "RoleBinding subject in the release namespace",
+        "templates/role.yaml",
+        '    namespace: {{ include "vak.namespace" . }}\n{{- end }}',
+        "    namespace: {{ .Release.Namespace }}\n{{- end }}",
+    ),
+    (
+        "root filesystem writable",
+        "values.yaml",
+        "readOnlyRootFilesystem: true",
+        "readOnlyRootFilesystem: false",
+    ),
+    ("capabilities kept", "values.yaml", 'drop: ["ALL"]', 'drop: ["NET_RAW"]'),
+    (
+        "runs as root",
+        "values.yaml",
+        "  runAsUser: 65532\n  runAsGroup: 65532\n  readOnly",
+        "  runAsUser: 0\n  runAsGroup: 65532\n  readOnly",
+    ),
+    ("no readiness probe path", "templates/deployment.yaml", "path: /readyz", "path: /livez"),
+    ("CA mounted writable", "templates/deployment.yaml", "readOnly: true", "readOnly: false"),
+    (
+        "leader election not passed",
+        "templates/deployment.yaml",
+        "value: {{ $leader | quote }}",
+        'value: "false"',
+    ),
+    ("POD_NAME missing", "templates/deployment.yaml", "- name: POD_NAME", "- name: POD_NAME_"),
+    (
+        "ServiceMonitor port name wrong",
+        "templates/servicemonitor.yaml",
+        "- port: metrics",
+        "- port: admin",
+    ),
+    (
+        "roles rendered as YAML, not JSON",
+        "templates/configmap-roles.yaml",
+        "toPrettyJson $role",
+        "toYaml $role",
+    ),
+    (
+        "PDB with one replica",
+        "templates/poddisruptionbudget.yaml",
+        "gt (int .Values.replicas) 1",
+        "ge (int .Values.replicas) 1",
+    ),
+    (
+        "Recreate with leader election",
+        "templates/deployment.yaml",
+        "type: RollingUpdate",
+        "type: Recreate",
+    ),
+    ("value left out of the README", "README.md", "| `extraEnv` |", "| extraEnv |"),
+    (
+        "removed API version (lint)",
+        "templates/poddisruptionbudget.yaml",
+        "policy/v1\n",
+        "policy/v1beta1\n",
+    ),
+]
+
+
+def run(chart: Path, check: Callable[[Path, Path], Failures]) -> list[str]:
+    """Names of the mutations `check` did not catch (0 failures) or that no longer apply.
+
+    Prints, for each caught mutation, the first failure that caught it.
+    """
+    missed = []
+    with tempfile.TemporaryDirectory(prefix="vak-chart-mutations-") as tmp:
+        for index, (name, file, old, new) in enumerate(MUTATIONS):
+            copy = Path(tmp) / f"m{index}" / chart.name
+            shutil.copytree(chart, copy)
+            target = copy / file
+            text = target.read_text()
+            if text.count(old) != 1:
+                missed.append(
+                    f"{name} (its text occurs {text.count(old)} times in {file}, not once)"
+                )
+                continue
+            target.write_text(text.replace(old, new))
+            with stderr_silenced():
+                failures = check(copy, Path(tmp) / f"out{index}")
+            if failures.count == 0:
+                missed.append(name)
+            else:
+                print(f"caught {name}: {failures.messages[0][:150]}")
+    return missed
+
+
+@contextlib.contextmanager
+def stderr_silenced() -> Iterator[None]:
+    """Helm's Go side logs template `fail`/`required` messages of lint runs straight to fd 2: noise
+    for a chart broken on purpose. Python's own errors are raised after fd 2 is restored."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
