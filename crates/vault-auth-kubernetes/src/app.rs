@@ -39,8 +39,6 @@ pub async fn main(cli: Cli) -> ExitCode {
 /// Runs what the command line asks for (logging must be set up).
 pub async fn run(cli: Cli) -> Result<()> {
     let Cli { settings, command } = cli;
-    // reqwest is built without a bundled crypto provider; ring is the one rustls uses here.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     match command.unwrap_or(Command::Run) {
         Command::Run => {
             let settings = Settings::from_args(&settings)?;
@@ -57,6 +55,8 @@ pub struct Parts {
 
 /// Connects to the cluster and prepares the Vault client (no Vault request yet).
 pub async fn connect(settings: Settings) -> Result<Parts> {
+    // reqwest is built without a bundled crypto provider; ring is the one rustls uses here.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let metrics = Metrics::new();
     let (client, cluster) = cluster::connect(&settings, &metrics).await?;
     info!(kubernetes_host = %cluster.host, ca_certificates = cluster.ca_pem.matches("BEGIN CERTIFICATE").count(), "cluster connection");

@@ -101,6 +101,9 @@ pub struct Observed {
 pub struct PlanInput<'a> {
     /// Mount below `kubernetes/`, e.g. `prod/eu1`.
     pub mount: &'a str,
+    /// What the config fingerprint covers besides the config: the controller passes Vault's
+    /// address, namespace and the mount, so pointing it at another Vault rewrites the config.
+    pub fingerprint_scope: &'a str,
     /// `None`: ConfigMap missing or unreadable, so nothing is deleted.
     pub roles: Option<&'a RoleSet>,
     /// `None`: namespaces unknown, so no ServiceAccount is planned.
@@ -320,7 +323,7 @@ fn config_change(input: &PlanInput) -> Option<ConfigChange> {
             }
         }
     }
-    let fingerprint = desired.fingerprint(input.mount);
+    let fingerprint = desired.fingerprint(input.fingerprint_scope);
     match &observed.last_written_fingerprint {
         None => reasons.push("no record of the config last written".to_string()),
         Some(last) if *last != fingerprint => reasons.push(

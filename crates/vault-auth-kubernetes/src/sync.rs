@@ -63,10 +63,12 @@ pub struct Observation {
 }
 
 impl Observation {
-    /// The plan for this observation.
-    pub fn plan(&self, mount: &str) -> Result<Plan> {
+    /// The plan for this observation; `scope` is what the config fingerprint covers besides the
+    /// config (see [`Syncer::fingerprint_scope`]).
+    pub fn plan(&self, mount: &str, scope: &str) -> Result<Plan> {
         plan(&PlanInput {
             mount,
+            fingerprint_scope: scope,
             roles: self.roles.as_ref(),
             desired_service_accounts: self.desired_service_accounts.as_ref(),
             config: &self.config,
@@ -121,7 +123,7 @@ impl Syncer {
     }
 
     /// What the fingerprint covers besides the config itself: which Vault and which mount.
-    fn fingerprint_scope(&self) -> String {
+    pub fn fingerprint_scope(&self) -> String {
         format!(
             "{}|{}|{}",
             self.settings.vault.addr,
@@ -246,7 +248,7 @@ impl Syncer {
         };
         let jwt = reviewer.ensure(snapshot).await?;
         let observation = self.observe(snapshot, mount, jwt).await?;
-        let plan = observation.plan(self.settings.mount.as_str())?;
+        let plan = observation.plan(self.settings.mount.as_str(), &self.fingerprint_scope())?;
         let mut report = SyncReport {
             invalid_entries: observation.roles.as_ref().map_or(0, |r| r.rejected.len()),
             bound_names: observation
@@ -325,21 +327,14 @@ impl Syncer {
             }
         }
 
-        let role_results: Vec<(String, Result<()>)> = futures::stream::iter(plan.roles.iter())
-            .map(|action| {
-                let path = path.clone();
-                async move {
-                    match action {
-                        RoleAction::Create { name, body }
-                        | RoleAction::Update { name, body, .. } => {
-                            (name.clone(), self.vault.write_role(&path, name, body).await)
-                        }
-                        RoleAction::Delete { name } => {
-                            (name.clone(), self.vault.delete_role(&path, name).await)
-                        }
-                    }
-                }
-            })
+        // Futures built first, then run with bounded concurrency (see `VaultClient::read_roles`
+        // for why not a stream closure).
+        let writes: Vec<_> = plan
+            .roles
+            .iter()
+            .map(|action| self.apply_role(&path, action))
+            .collect();
+        let role_results: Vec<(String, Result<()>)> = futures::stream::iter(writes)
             .buffer_unordered(VAULT_CONCURRENCY)
             .collect()
             .await;
@@ -369,6 +364,15 @@ impl Syncer {
             }
         }
         failures
+    }
+
+    async fn apply_role(&self, path: &str, action: &RoleAction) -> (String, Result<()>) {
+        match action {
+            RoleAction::Create { name, body } | RoleAction::Update { name, body, .. } => {
+                (name.clone(), self.vault.write_role(path, name, body).await)
+            }
+            RoleAction::Delete { name } => (name.clone(), self.vault.delete_role(path, name).await),
+        }
     }
 
     /// Remembers what config was written, in memory and on the reviewer token Secret.

@@ -86,6 +86,7 @@ fn run(
     let config = config();
     plan(&PlanInput {
         mount: MOUNT,
+        fingerprint_scope: MOUNT,
         roles,
         desired_service_accounts: desired,
         config: &config,
@@ -161,6 +162,7 @@ fn a_foreign_auth_method_stops_everything() {
     let config = config();
     let err = plan(&PlanInput {
         mount: MOUNT,
+        fingerprint_scope: MOUNT,
         roles: Some(&roles),
         desired_service_accounts: None,
         config: &config,
@@ -473,6 +475,7 @@ fn the_plan_serialises_without_the_jwt() {
     let config = config();
     let input = PlanInput {
         mount: MOUNT,
+        fingerprint_scope: MOUNT,
         roles: Some(&roles),
         desired_service_accounts: Some(&desired),
         config: &config,

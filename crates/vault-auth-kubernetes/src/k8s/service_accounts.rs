@@ -56,11 +56,19 @@ pub async fn apply(
     snapshot: &ClusterSnapshot,
     actions: &[ServiceAccountAction],
 ) -> Vec<Outcome> {
-    futures::stream::iter(actions.iter().cloned())
+    // Futures built first, then run with bounded concurrency: a stream closure returning a
+    // borrowing async block fails rustc's higher-ranked `Send` check (rust-lang/rust#102211).
+    let work: Vec<_> = actions
+        .iter()
         .map(|action| async move {
-            let result = apply_one(client, snapshot, &action).await;
-            Outcome { action, result }
+            let result = apply_one(client, snapshot, action).await;
+            Outcome {
+                action: action.clone(),
+                result,
+            }
         })
+        .collect();
+    futures::stream::iter(work)
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await

@@ -276,11 +276,16 @@ impl VaultClient {
         names: &[String],
         concurrency: usize,
     ) -> Result<BTreeMap<String, RoleBody>> {
-        futures::stream::iter(names)
+        // The futures are built first: a stream closure returning a borrowing async block makes
+        // the caller's future fail rustc's higher-ranked `Send` check (rust-lang/rust#102211).
+        let reads: Vec<_> = names
+            .iter()
             .map(|name| async move {
                 let role = self.read_role(path, name).await?;
                 Ok::<_, Error>(role.map(|body| (name.clone(), body)))
             })
+            .collect();
+        futures::stream::iter(reads)
             .buffer_unordered(concurrency.max(1))
             .try_filter_map(|found| async move { Ok(found) })
             .try_collect()
