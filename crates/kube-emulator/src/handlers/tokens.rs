@@ -1,0 +1,130 @@
+//! TokenRequest (`serviceaccounts/{name}/token`), TokenReview and SelfSubjectReview.
+
+use http::Response;
+use serde_json::{Value, json};
+
+use super::{ApiRequest, Body, json_response};
+use crate::context::Shared;
+use crate::kinds;
+use crate::meta;
+use crate::status::ApiError;
+use crate::validation::FieldError;
+
+/// Default and bounds of `spec.expirationSeconds`, as the apiserver validates them.
+const DEFAULT_EXPIRATION: i64 = 3600;
+const MIN_EXPIRATION: i64 = 600;
+const MAX_EXPIRATION: i64 = 1 << 32;
+
+fn token_request_kind() -> &'static kinds::Kind {
+    kinds::find("", "v1", "serviceaccounts").expect("serviceaccounts are served")
+}
+
+/// POST `serviceaccounts/{name}/token`: a bound token for the ServiceAccount.
+pub fn token_request(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>, ApiError> {
+    let sa_kind = token_request_kind();
+    let (ns, name) = (req.namespace(), req.name());
+    let sa = shared
+        .store
+        .get(sa_kind.storage_key(), ns, name)
+        .ok_or_else(|| ApiError::not_found(sa_kind, name))?;
+    let body = if req.body.is_empty() {
+        json!({})
+    } else {
+        req.json_body()?
+    };
+    let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let expiration = spec
+        .get("expirationSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(DEFAULT_EXPIRATION);
+    let mut errors = Vec::new();
+    if expiration < MIN_EXPIRATION {
+        errors.push(FieldError::invalid(
+            "spec.expirationSeconds",
+            &expiration.to_string(),
+            "may not specify a duration less than 10 minutes",
+        ));
+    }
+    if expiration > MAX_EXPIRATION {
+        errors.push(FieldError::invalid(
+            "spec.expirationSeconds",
+            &expiration.to_string(),
+            "may not specify a duration larger than 2^32 seconds",
+        ));
+    }
+    if !errors.is_empty() {
+        let mut e = ApiError::invalid(sa_kind, name, &errors);
+        e.message = e
+            .message
+            .replacen("ServiceAccount", "TokenRequest.authentication.k8s.io", 1);
+        return Err(e);
+    }
+    let mut audiences: Vec<String> = spec
+        .get("audiences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if audiences.is_empty() {
+        audiences = shared.issuer.api_audiences().to_vec();
+    }
+    let now = meta::unix_now();
+    let minted = shared.issuer.mint_bound(
+        ns,
+        name,
+        meta::meta_str(&sa, "uid"),
+        &audiences,
+        expiration,
+        now,
+    );
+    let expires = chrono::DateTime::from_timestamp(minted.expiration_timestamp, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    tracing::debug!(namespace = %ns, serviceaccount = %name, expiration, "issued bound token");
+    Ok(json_response(
+        201,
+        &json!({
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": ns, "creationTimestamp": meta::now_rfc3339()},
+            "spec": {"audiences": audiences, "expirationSeconds": expiration, "boundObjectRef": spec.get("boundObjectRef").cloned().unwrap_or(Value::Null)},
+            "status": {"token": minted.token, "expirationTimestamp": expires},
+        }),
+    ))
+}
+
+/// POST `tokenreviews`: who a token belongs to, for the audiences asked.
+pub fn token_review(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>, ApiError> {
+    let mut body = req.json_body()?;
+    let kind = req.target.kind;
+    crate::ops::check_type_meta(kind, &mut body)?;
+    if body["spec"]["token"].as_str().unwrap_or("").is_empty() {
+        return Err(ApiError::bad_request(
+            "token is required for TokenReview in authentication",
+        ));
+    }
+    let mut reviewed = shared.authn.review(&body, &shared.store, meta::unix_now());
+    reviewed["apiVersion"] = json!(kind.api_version());
+    reviewed["kind"] = json!(kind.kind);
+    if !reviewed.get("metadata").is_some_and(Value::is_object) {
+        reviewed["metadata"] = json!({});
+    }
+    reviewed["metadata"]["creationTimestamp"] = Value::Null;
+    Ok(json_response(201, &reviewed))
+}
+
+/// POST `selfsubjectreviews` (`kubectl auth whoami`): the requester's own identity.
+pub fn self_subject_review(req: &ApiRequest) -> Result<Response<Body>, ApiError> {
+    Ok(json_response(
+        201,
+        &json!({
+            "kind": "SelfSubjectReview",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": meta::now_rfc3339()},
+            "status": {"userInfo": {"username": req.user.username, "uid": req.user.uid, "groups": req.user.groups}},
+        }),
+    ))
+}

@@ -1,0 +1,437 @@
+//! The table of served kinds. Discovery, routing, validation and printing are all driven by
+//! [`KINDS`], so serving another kind is one more entry here (plus, if it has special rules, a
+//! hook in `strategy`).
+
+/// How Kubernetes validates `metadata.name` for a kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameRule {
+    /// RFC 1123 subdomain (ConfigMaps, Secrets, ServiceAccounts, Leases, Events...).
+    Subdomain,
+    /// RFC 1123 label (Namespaces).
+    Label,
+    /// Any path segment: not "." or "..", no "/" or "%" (RBAC objects, so "system:x" is valid).
+    PathSegment,
+}
+
+/// Which server-side printer (Table columns) a kind uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Printer {
+    Namespace,
+    ServiceAccount,
+    Secret,
+    ConfigMap,
+    Event,
+    Role,
+    Binding,
+    Lease,
+    /// Name and creation date, the apiserver's default table.
+    Default,
+}
+
+/// How objects of a kind are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// Stored under the kind's own plural.
+    Own,
+    /// Stored as core/v1 Events and converted on the way in and out (events.k8s.io/v1).
+    EventsV1,
+    /// Never stored: the request is answered and forgotten (TokenReview).
+    Virtual,
+}
+
+/// A subresource served under a kind (e.g. `serviceaccounts/token`).
+#[derive(Debug)]
+pub struct Subresource {
+    pub name: &'static str,
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub verbs: &'static [&'static str],
+}
+
+/// One served resource.
+#[derive(Debug)]
+pub struct Kind {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub namespaced: bool,
+    pub verbs: &'static [&'static str],
+    pub short_names: &'static [&'static str],
+    pub subresources: &'static [Subresource],
+    pub name_rule: NameRule,
+    /// Whether Kubernetes maintains `metadata.generation` (bumped on non-metadata changes).
+    pub generation: bool,
+    /// Whether DELETE answers with the deleted object (`ReturnDeletedObject` in the apiserver's
+    /// registry) rather than a `Status` of success.
+    pub delete_returns_object: bool,
+    pub printer: Printer,
+    pub storage: Storage,
+    /// Field selectors accepted besides metadata.name and metadata.namespace.
+    pub extra_fields: &'static [&'static str],
+}
+
+const CRUD: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+const CREATE_ONLY: &[&str] = &["create"];
+
+/// Every kind the emulator serves, in discovery order.
+pub static KINDS: &[Kind] = &[
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Namespace",
+        plural: "namespaces",
+        singular: "namespace",
+        namespaced: false,
+        verbs: &[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ],
+        short_names: &["ns"],
+        subresources: &[],
+        name_rule: NameRule::Label,
+        generation: false,
+        delete_returns_object: true,
+        printer: Printer::Namespace,
+        storage: Storage::Own,
+        extra_fields: &["status.phase"],
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "ServiceAccount",
+        plural: "serviceaccounts",
+        singular: "serviceaccount",
+        namespaced: true,
+        verbs: CRUD,
+        short_names: &["sa"],
+        subresources: &[Subresource {
+            name: "token",
+            group: "authentication.k8s.io",
+            version: "v1",
+            kind: "TokenRequest",
+            verbs: CREATE_ONLY,
+        }],
+        name_rule: NameRule::Subdomain,
+        generation: false,
+        delete_returns_object: true,
+        printer: Printer::ServiceAccount,
+        storage: Storage::Own,
+        extra_fields: &[],
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Secret",
+        plural: "secrets",
+        singular: "secret",
+        namespaced: true,
+        verbs: CRUD,
+        short_names: &[],
+        subresources: &[],
+        name_rule: NameRule::Subdomain,
+        generation: false,
+        delete_returns_object: false,
+        printer: Printer::Secret,
+        storage: Storage::Own,
+        extra_fields: &["type"],
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "ConfigMap",
+        plural: "configmaps",
+        singular: "configmap",
+        namespaced: true,
+        verbs: CRUD,
+        short_names: &["cm"],
+        subresources: &[],
+        name_rule: NameRule::Subdomain,
+        generation: false,
+        delete_returns_object: false,
+        printer: Printer::ConfigMap,
+        storage: Storage::Own,
+        extra_fields: &[],
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Event",
+        plural: "events",
+        singular: "event",
+        namespaced: true,
+        verbs: CRUD,
+        short_names: &["ev"],
+        subresources: &[],
+        name_rule: NameRule::Subdomain,
+        generation: false,
+        delete_returns_object: false,
+        printer: Printer::Event,
+        storage: Storage::Own,
+        extra_fields: &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "reason",
+            "type",
+        ],
+    },
+    Kind {
+        group: "events.k8s.io",
+        version: "v1",
+        kind: "Event",
+        plural: "events",
+        singular: "event",
+        namespaced: true,
+        verbs: CRUD,
+        short_names: &["ev"],
+        subresources: &[],
+        name_rule: NameRule::Subdomain,
+        generation: false,
+        delete_returns_object: false,
+        printer: Printer::Event,
+        storage: Storage::EventsV1,
+        extra_fields: &[],
+    },
+    Kind {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRole",
+        plural: "clusterroles",
+        singular: "clusterrole",
+        namespaced: false,
+        verbs: CRUD,
+        short_names: &[],
+        subresources: &[],
+        name_rule: NameRule::PathSegment,
+        generation: false,
+        delete_returns_object: false,
+        printer: Printer::Role,
+        storage: Storage::Own,
+        extra_fields: &[],
+    },
+    Kind {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRoleBinding",
+        plural: "clusterrolebindings",
+        singular: "clusterrolebinding",
+        namespaced: false,
+        verbs: CRUD,
+        short_names: &[],
+        subresources: &[],
+        name_rule: NameRule::PathSegment,
+        generation: false,
+        delete_returns_object: false,
+        printer: Printer::Binding,
+        storage: Storage::Own,
+        extra_fields: &[],
+    },
+    Kind {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "Role",
+        plural: "roles",
+        singular: "role",
+        namespaced: true,
+        verbs: CRUD,
+        short_names: &[],
+        subresources: &[],
+        name_rule: NameRule::PathSegment,
+        generation: false,
+        delete_returns_object: false,
+        printer: Printer::Role,
+        storage: Storage::Own,
+        extra_fields: &[],
+    },
+    Kind {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "RoleBinding",
+        plural: "rolebindings",
+        singular: "rolebinding",
+        namespaced: true,
+        verbs: CRUD,
+        short_names: &[],
+        subresources: &[],
+        name_rule: NameRule::PathSegment,
+        generation: false,
+        delete_returns_object: false,
+        printer: Printer::Binding,
+        storage: Storage::Own,
+        extra_fields: &[],
+    },
+    Kind {
+        group: "coordination.k8s.io",
+        version: "v1",
+        kind: "Lease",
+        plural: "leases",
+        singular: "lease",
+        namespaced: true,
+        verbs: CRUD,
+        short_names: &[],
+        subresources: &[],
+        name_rule: NameRule::Subdomain,
+        generation: false,
+        delete_returns_object: false,
+        printer: Printer::Lease,
+        storage: Storage::Own,
+        extra_fields: &[],
+    },
+    Kind {
+        group: "authentication.k8s.io",
+        version: "v1",
+        kind: "TokenReview",
+        plural: "tokenreviews",
+        singular: "tokenreview",
+        namespaced: false,
+        verbs: CREATE_ONLY,
+        short_names: &[],
+        subresources: &[],
+        name_rule: NameRule::Subdomain,
+        generation: false,
+        delete_returns_object: false,
+        printer: Printer::Default,
+        storage: Storage::Virtual,
+        extra_fields: &[],
+    },
+    Kind {
+        group: "authentication.k8s.io",
+        version: "v1",
+        kind: "SelfSubjectReview",
+        plural: "selfsubjectreviews",
+        singular: "selfsubjectreview",
+        namespaced: false,
+        verbs: CREATE_ONLY,
+        short_names: &[],
+        subresources: &[],
+        name_rule: NameRule::Subdomain,
+        generation: false,
+        delete_returns_object: false,
+        printer: Printer::Default,
+        storage: Storage::Virtual,
+        extra_fields: &[],
+    },
+];
+
+impl Kind {
+    /// `apiVersion` as objects carry it: "v1" or "group/version".
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The key objects of this kind are stored under (both Event kinds share core storage).
+    pub fn storage_key(&self) -> &'static str {
+        self.plural
+    }
+
+    /// "configmaps" or "clusterroles.rbac.authorization.k8s.io", as Status messages name resources.
+    pub fn qualified_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// Whether the kind serves `verb` on its main resource.
+    pub fn supports(&self, verb: &str) -> bool {
+        self.verbs.contains(&verb)
+    }
+
+    /// The subresource named `name`, if served.
+    pub fn subresource(&self, name: &str) -> Option<&'static Subresource> {
+        self.subresources.iter().find(|s| s.name == name)
+    }
+}
+
+/// The kind served at `group`/`version` under `plural`.
+pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Kind> {
+    KINDS
+        .iter()
+        .find(|k| k.group == group && k.version == version && k.plural == plural)
+}
+
+/// The kind that stores objects of `storage_key` in its own representation (core for events).
+pub fn for_storage(storage_key: &str) -> Option<&'static Kind> {
+    KINDS
+        .iter()
+        .find(|k| k.storage == Storage::Own && k.plural == storage_key)
+}
+
+/// The API groups served under /apis (everything but core), in discovery order, deduplicated.
+pub fn groups() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for k in KINDS.iter().filter(|k| !k.group.is_empty()) {
+        if !out.contains(&(k.group, k.version)) {
+            out.push((k.group, k.version));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_unique_per_group_version_plural() {
+        for (i, a) in KINDS.iter().enumerate() {
+            for b in &KINDS[i + 1..] {
+                assert!(
+                    !(a.group == b.group && a.version == b.version && a.plural == b.plural),
+                    "{} served twice",
+                    a.plural
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn events_share_core_storage() {
+        let v1 = find("events.k8s.io", "v1", "events").unwrap();
+        assert_eq!(v1.storage, Storage::EventsV1);
+        assert_eq!(for_storage(v1.storage_key()).unwrap().api_version(), "v1");
+    }
+
+    #[test]
+    fn qualified_resource_names_group() {
+        assert_eq!(
+            find("", "v1", "configmaps").unwrap().qualified_resource(),
+            "configmaps"
+        );
+        assert_eq!(
+            find("rbac.authorization.k8s.io", "v1", "roles")
+                .unwrap()
+                .qualified_resource(),
+            "roles.rbac.authorization.k8s.io"
+        );
+    }
+
+    #[test]
+    fn groups_are_listed_once() {
+        let g = groups();
+        assert_eq!(
+            g.iter()
+                .filter(|(g, _)| *g == "rbac.authorization.k8s.io")
+                .count(),
+            1
+        );
+        assert!(g.contains(&("coordination.k8s.io", "v1")));
+    }
+}

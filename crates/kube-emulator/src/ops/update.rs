@@ -1,0 +1,364 @@
+//! Updating objects (PUT) and patching them (JSON, merge, strategic merge, server-side apply):
+//! both end in `finish_update`, which keeps server-owned metadata, enforces resourceVersion
+//! preconditions, immutable fields and finalizer rules, records field managers and skips no-ops.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::{WriteCtx, check_escalation, check_type_meta, same_content, storage_kind, store_error};
+use crate::kinds::Kind;
+use crate::patch::{self, PatchType, apply, fields};
+use crate::status::ApiError;
+use crate::store::StoreError;
+use crate::validation::{FieldError, validate_labels_and_annotations};
+use crate::{controllers, meta, strategy};
+
+/// Retries of a patch that raced with another write (Kubernetes retries these internally too).
+const PATCH_ATTEMPTS: usize = 5;
+
+/// Metadata only the server sets; carried over from the stored object on every update.
+const SERVER_METADATA: &[&str] = &[
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+];
+
+fn name_mismatch(body_name: &str, url_name: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "the name of the object ({body_name}) does not match the name on the URL ({url_name})"
+    ))
+}
+
+/// Replaces an object (PUT).
+pub fn update(
+    ctx: &WriteCtx<'_>,
+    kind: &'static Kind,
+    namespace: &str,
+    name: &str,
+    mut obj: Value,
+) -> Result<Arc<Value>, ApiError> {
+    check_type_meta(kind, &mut obj)?;
+    let obj = strategy::to_storage(kind, obj);
+    let kind = storage_kind(kind);
+    if meta::name(&obj) != name {
+        return Err(name_mismatch(meta::name(&obj), name));
+    }
+    let body_ns = meta::namespace(&obj);
+    if kind.namespaced && !body_ns.is_empty() && body_ns != namespace {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    let old = ctx
+        .shared
+        .store
+        .get(kind.storage_key(), namespace, name)
+        .ok_or_else(|| ApiError::not_found(kind, name))?;
+    let precondition = meta::meta_str(&obj, "resourceVersion");
+    if !precondition.is_empty()
+        && precondition.parse::<u64>().ok() != Some(meta::resource_version(&old))
+    {
+        return Err(ApiError::stale(kind, name));
+    }
+    finish_update(ctx, kind, &old, obj, true).map_err(|e| e.into_api(kind, name))
+}
+
+/// Why `finish_update` failed: a real error, or a lost race the caller may retry.
+pub(super) enum UpdateError {
+    Api(ApiError),
+    Raced,
+}
+
+impl UpdateError {
+    fn into_api(self, kind: &Kind, name: &str) -> ApiError {
+        match self {
+            UpdateError::Api(e) => e,
+            UpdateError::Raced => ApiError::stale(kind, name),
+        }
+    }
+}
+
+impl From<ApiError> for UpdateError {
+    fn from(e: ApiError) -> Self {
+        UpdateError::Api(e)
+    }
+}
+
+/// Patches an object; server-side apply creates it when missing. Returns the object and
+/// whether it was created.
+pub fn patch(
+    ctx: &WriteCtx<'_>,
+    kind: &'static Kind,
+    namespace: &str,
+    name: &str,
+    patch_type: PatchType,
+    body: &Value,
+    force: bool,
+) -> Result<(Arc<Value>, bool), ApiError> {
+    let skind = storage_kind(kind);
+    if force && patch_type != PatchType::Apply {
+        return Err(ApiError::bad_request(
+            "force is only allowed for apply patches",
+        ));
+    }
+    for _ in 0..PATCH_ATTEMPTS {
+        let Some(old) = ctx.shared.store.get(skind.storage_key(), namespace, name) else {
+            if patch_type != PatchType::Apply {
+                return Err(ApiError::not_found(kind, name));
+            }
+            return apply_create(ctx, kind, namespace, name, body, force).map(|o| (o, true));
+        };
+        let current = strategy::from_storage(kind, &old);
+        let mut patched = current.clone();
+        let record_manager = match patch_type {
+            PatchType::Json => {
+                patch::json_patch(&mut patched, body).map_err(|e| ApiError::new(422, e))?;
+                true
+            }
+            PatchType::Merge => {
+                patch::merge_patch(&mut patched, body);
+                true
+            }
+            PatchType::Strategic => {
+                patch::strategic_merge(skind.plural, &mut patched, body)
+                    .map_err(ApiError::bad_request)?;
+                true
+            }
+            PatchType::Apply => {
+                let config = apply_config(kind, name, body)?;
+                patched = apply::apply(
+                    Some(&current),
+                    &config,
+                    &ctx.manager,
+                    force,
+                    &kind.api_version(),
+                    skind.plural == "namespaces",
+                )
+                .map_err(|c| apply_conflict(kind, name, &c))?;
+                false
+            }
+        };
+        check_type_meta(kind, &mut patched)?;
+        if meta::name(&patched) != name {
+            return Err(name_mismatch(meta::name(&patched), name));
+        }
+        // A resourceVersion in the patch is a precondition; otherwise the patch applies to
+        // whatever is current (and is retried if another write slips in between).
+        let pinned = meta::meta_str(&patched, "resourceVersion").to_string();
+        if !pinned.is_empty() && pinned != meta::meta_str(&current, "resourceVersion") {
+            return Err(ApiError::stale(kind, name));
+        }
+        let new = strategy::to_storage(kind, patched);
+        match finish_update(ctx, skind, &old, new, record_manager) {
+            Ok(obj) => return Ok((obj, false)),
+            Err(UpdateError::Raced) if pinned.is_empty() => continue,
+            Err(e) => return Err(e.into_api(kind, name)),
+        }
+    }
+    Err(ApiError::new(
+        409,
+        format!(
+            "too many conflicts patching {} \"{name}\"",
+            kind.qualified_resource()
+        ),
+    ))
+}
+
+/// Validates an applied configuration: it must name its type and the object of the URL.
+fn apply_config(kind: &Kind, name: &str, body: &Value) -> Result<Value, ApiError> {
+    let mut config = body.clone();
+    for field in ["apiVersion", "kind"] {
+        if config
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            return Err(ApiError::bad_request(format!(
+                "{field} must be set in an applied configuration"
+            )));
+        }
+    }
+    check_type_meta(kind, &mut config)?;
+    let config_name = meta::name(&config);
+    if !config_name.is_empty() && config_name != name {
+        return Err(name_mismatch(config_name, name));
+    }
+    meta::metadata_mut(&mut config).insert("name".into(), json!(name));
+    Ok(config)
+}
+
+fn apply_conflict(kind: &Kind, name: &str, conflicts: &[apply::Conflict]) -> ApiError {
+    let causes: Vec<Value> = conflicts
+        .iter()
+        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version), "field": c.field}))
+        .collect();
+    let mut e = ApiError::new(409, apply::Conflict::summary(conflicts));
+    let mut details = json!({"name": name, "kind": kind.plural, "causes": causes});
+    if !kind.group.is_empty() {
+        details["group"] = json!(kind.group);
+    }
+    e.details = Some(details);
+    e
+}
+
+/// Server-side apply of an object that does not exist yet: a create owned by the applier.
+fn apply_create(
+    ctx: &WriteCtx<'_>,
+    kind: &'static Kind,
+    namespace: &str,
+    name: &str,
+    body: &Value,
+    force: bool,
+) -> Result<Arc<Value>, ApiError> {
+    let config = apply_config(kind, name, body)?;
+    let applied = apply::apply(
+        None,
+        &config,
+        &ctx.manager,
+        force,
+        &kind.api_version(),
+        kind.plural == "namespaces",
+    )
+    .map_err(|c| apply_conflict(kind, name, &c))?;
+    let managed = applied.pointer("/metadata/managedFields").cloned();
+    let url_ns = storage_kind(kind).namespaced.then_some(namespace);
+    super::create::create_owned(ctx, kind, url_ns, applied, managed)
+}
+
+/// The common end of update and patch, in storage representation.
+pub(super) fn finish_update(
+    ctx: &WriteCtx<'_>,
+    kind: &'static Kind,
+    old: &Arc<Value>,
+    mut new: Value,
+    record_manager: bool,
+) -> Result<Arc<Value>, UpdateError> {
+    let name = meta::name(old).to_string();
+    let namespace = meta::namespace(old).to_string();
+    let body_uid = meta::meta_str(&new, "uid");
+    let old_uid = meta::meta_str(old, "uid");
+    if !body_uid.is_empty() && body_uid != old_uid {
+        return Err(ApiError::conflict(
+            kind,
+            &name,
+            &format!("Precondition failed: UID in precondition: {body_uid}, UID in object meta: {old_uid}"),
+        )
+        .into());
+    }
+    {
+        let old_md = meta::metadata(old).clone();
+        let md = meta::metadata_mut(&mut new);
+        for field in SERVER_METADATA {
+            match old_md.get(*field) {
+                Some(v) => md.insert(field.to_string(), v.clone()),
+                None => md.remove(*field),
+            };
+        }
+        if kind.namespaced {
+            md.insert("namespace".into(), json!(namespace));
+        } else {
+            md.remove("namespace");
+        }
+        md.insert(
+            "resourceVersion".into(),
+            json!(meta::meta_str(old, "resourceVersion")),
+        );
+    }
+    let label_errors =
+        validate_labels_and_annotations(&Value::Object(meta::metadata(&new).clone()));
+    if !label_errors.is_empty() {
+        return Err(ApiError::invalid(kind, &name, &label_errors).into());
+    }
+    if meta::is_deleting(old) {
+        let before = meta::finalizers(old);
+        let added: Vec<String> = meta::finalizers(&new)
+            .into_iter()
+            .filter(|f| !before.contains(f))
+            .collect();
+        if !added.is_empty() {
+            return Err(ApiError::invalid(
+                kind,
+                &name,
+                &[FieldError::forbidden(
+                    "metadata.finalizers",
+                    &format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
+                )],
+            )
+            .into());
+        }
+    }
+    strategy::prepare_update(kind, old, &mut new)?;
+    if kind.generation && spec_changed(old, &new) {
+        let generation = meta::metadata(old)
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            + 1;
+        meta::metadata_mut(&mut new).insert("generation".into(), json!(generation));
+    }
+    if record_manager {
+        fields::record_update(
+            Some(old),
+            &mut new,
+            &ctx.manager,
+            &kind.api_version(),
+            kind.plural == "namespaces",
+        );
+    }
+    if same_content(old, &new) {
+        return Ok(old.clone());
+    }
+    check_escalation(ctx, kind, &new)?;
+    if ctx.dry_run {
+        return Ok(Arc::new(new));
+    }
+    let expected = Some(meta::resource_version(old));
+    let store = &ctx.shared.store;
+    // A namespace's spec.finalizers (its content) are released by the namespace controller.
+    let spec_finalizers = kind.plural == "namespaces"
+        && new["spec"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+    if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() && !spec_finalizers {
+        // The last finalizer is gone: the deletion completes now.
+        let gone = match store.update(kind.storage_key(), new, expected) {
+            Ok(last) => store.delete(
+                kind.storage_key(),
+                &namespace,
+                &name,
+                Some(meta::resource_version(&last)),
+            ),
+            Err(e) => Err(e),
+        };
+        return match gone {
+            Ok(last) => {
+                controllers::after_delete(ctx.shared, kind, &last);
+                Ok(last)
+            }
+            Err(StoreError::Conflict) => Err(UpdateError::Raced),
+            Err(e) => Err(store_error(kind, &name, e).into()),
+        };
+    }
+    match store.update(kind.storage_key(), new, expected) {
+        Ok(stored) => Ok(controllers::after_update(ctx.shared, kind, stored)),
+        Err(StoreError::Conflict) => Err(UpdateError::Raced),
+        Err(e) => Err(store_error(kind, &name, e).into()),
+    }
+}
+
+/// Whether anything outside metadata and status changed (what bumps metadata.generation).
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("metadata");
+            m.remove("status");
+        }
+        v
+    };
+    strip(old) != strip(new)
+}

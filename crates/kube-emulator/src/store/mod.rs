@@ -1,0 +1,430 @@
+//! The object store: every object as JSON keyed by resource, namespace and name, one global
+//! monotonic resourceVersion, a bounded event log for watch resumption, and fan-out of each
+//! event to the open watches at the moment it is committed (under the same lock, so every
+//! watch sees events in resourceVersion order with no gap between replay and live events).
+
+pub mod events;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use tokio::sync::{Notify, mpsc};
+
+pub use events::{Event, EventType, TooOld};
+
+use crate::meta;
+
+/// Why a store write was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("object not found")]
+    NotFound,
+    #[error("object already exists")]
+    AlreadyExists,
+    #[error("resourceVersion precondition failed")]
+    Conflict,
+}
+
+/// Where a watch starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchFrom {
+    /// Synthetic ADDED events for every current object, then live events (resourceVersion unset
+    /// or "0", as Kubernetes serves it).
+    InitialState,
+    /// Events after this resourceVersion.
+    Version(u64),
+}
+
+/// An open watch: what to send first, then the live feed.
+pub struct Subscription {
+    /// Current objects to send as ADDED (InitialState only).
+    pub initial: Vec<Arc<Value>>,
+    /// Retained events after the requested version.
+    pub replay: Vec<Arc<Event>>,
+    /// Events committed after subscribing.
+    pub live: mpsc::Receiver<Arc<Event>>,
+    /// The store's resourceVersion when the watch was opened.
+    pub opened_at: u64,
+}
+
+/// One page of a list.
+pub struct Page {
+    pub items: Vec<Arc<Value>>,
+    /// Key of the last returned item when more remain.
+    pub next: Option<(String, String)>,
+    /// How many matching items remain after this page.
+    pub remaining: usize,
+    pub rv: u64,
+}
+
+type Key = (String, String);
+
+struct WatcherSlot {
+    resource: &'static str,
+    namespace: Option<String>,
+    tx: mpsc::Sender<Arc<Event>>,
+}
+
+struct Inner {
+    rv: u64,
+    objects: HashMap<&'static str, BTreeMap<Key, Arc<Value>>>,
+    log: events::EventLog,
+    watchers: Vec<WatcherSlot>,
+    /// Namespaces with a deletionTimestamp: writes in them wake the namespace controller.
+    terminating: HashSet<String>,
+}
+
+/// The shared object store.
+pub struct Store {
+    inner: Mutex<Inner>,
+    watcher_buffer: usize,
+    /// Woken when a namespace starts terminating or anything in a terminating namespace changes.
+    pub namespace_work: Notify,
+}
+
+fn key_of(obj: &Value) -> Key {
+    (
+        meta::namespace(obj).to_string(),
+        meta::name(obj).to_string(),
+    )
+}
+
+impl Inner {
+    fn next_rv(&mut self) -> u64 {
+        self.rv += 1;
+        self.rv
+    }
+
+    fn publish(&mut self, event: Event) -> bool {
+        let event = Arc::new(event);
+        // A watch that cannot keep up is closed (as the apiserver does); its client resumes
+        // from its last resourceVersion or relists.
+        self.watchers.retain(|w| {
+            let wanted = w.resource == event.resource
+                && w.namespace
+                    .as_deref()
+                    .is_none_or(|ns| ns == event.namespace);
+            !wanted || w.tx.try_send(event.clone()).is_ok()
+        });
+        let mut wake = self.terminating.contains(&event.namespace);
+        if event.resource == "namespaces" {
+            let name = meta::name(&event.object).to_string();
+            if event.event_type == EventType::Deleted {
+                self.terminating.remove(&name);
+            } else if meta::is_deleting(&event.object) {
+                wake |= self.terminating.insert(name);
+            }
+        }
+        self.log.push(event);
+        wake
+    }
+
+    /// The stored object at `key`, if its version is `expected_rv` (when given).
+    fn expect_version(
+        &mut self,
+        resource: &'static str,
+        key: &Key,
+        expected_rv: Option<u64>,
+    ) -> Result<Arc<Value>, StoreError> {
+        let previous = self
+            .table(resource)
+            .get(key)
+            .cloned()
+            .ok_or(StoreError::NotFound)?;
+        if expected_rv.is_some_and(|rv| rv != meta::resource_version(&previous)) {
+            return Err(StoreError::Conflict);
+        }
+        Ok(previous)
+    }
+
+    fn table(&mut self, resource: &'static str) -> &mut BTreeMap<Key, Arc<Value>> {
+        self.objects.entry(resource).or_default()
+    }
+}
+
+fn stamp(obj: &mut Value, rv: u64) {
+    meta::metadata_mut(obj).insert("resourceVersion".into(), Value::String(rv.to_string()));
+}
+
+impl Store {
+    /// An empty store keeping `watch_window` events for resumption.
+    pub fn new(watch_window: usize) -> Self {
+        Store {
+            inner: Mutex::new(Inner {
+                rv: 0,
+                objects: HashMap::new(),
+                log: events::EventLog::new(watch_window),
+                watchers: Vec::new(),
+                terminating: HashSet::new(),
+            }),
+            watcher_buffer: watch_window.clamp(1024, 100_000),
+            namespace_work: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied write (every write is a
+        // single insert/remove), so a poisoned lock is still consistent.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn finish(&self, wake: bool) {
+        if wake {
+            self.namespace_work.notify_one();
+        }
+    }
+
+    /// The newest resourceVersion.
+    pub fn current_rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// Whether watches and continue tokens at `rv` can still be served.
+    pub fn retains(&self, rv: u64) -> bool {
+        self.lock().log.retains(rv)
+    }
+
+    /// One object.
+    pub fn get(&self, resource: &'static str, namespace: &str, name: &str) -> Option<Arc<Value>> {
+        let inner = self.lock();
+        inner
+            .objects
+            .get(resource)?
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Objects of a resource (in one namespace, or all), ordered by namespace and name, after
+    /// `after`, keeping those `filter` accepts, at most `limit` (0 = no limit).
+    pub fn list_page(
+        &self,
+        resource: &'static str,
+        namespace: Option<&str>,
+        after: Option<&Key>,
+        limit: usize,
+        filter: &dyn Fn(&Value) -> bool,
+    ) -> Page {
+        let inner = self.lock();
+        let rv = inner.rv;
+        let Some(table) = inner.objects.get(resource) else {
+            return Page {
+                items: Vec::new(),
+                next: None,
+                remaining: 0,
+                rv,
+            };
+        };
+        let start = match (after, namespace) {
+            (Some(k), _) => std::ops::Bound::Excluded(k.clone()),
+            (None, Some(ns)) => std::ops::Bound::Included((ns.to_string(), String::new())),
+            (None, None) => std::ops::Bound::Unbounded,
+        };
+        let mut items = Vec::new();
+        let mut next = None;
+        let mut remaining = 0;
+        for (key, obj) in table.range((start, std::ops::Bound::Unbounded)) {
+            if namespace.is_some_and(|ns| key.0 != ns) {
+                break;
+            }
+            if !filter(obj) {
+                continue;
+            }
+            if limit == 0 || items.len() < limit {
+                items.push(obj.clone());
+                if limit != 0 && items.len() == limit {
+                    next = Some(key.clone());
+                }
+            } else {
+                remaining += 1;
+            }
+        }
+        if remaining == 0 {
+            next = None;
+        }
+        Page {
+            items,
+            next,
+            remaining,
+            rv,
+        }
+    }
+
+    /// All objects of a resource in a namespace (or all namespaces).
+    pub fn list(&self, resource: &'static str, namespace: Option<&str>) -> Vec<Arc<Value>> {
+        self.list_page(resource, namespace, None, 0, &|_| true)
+            .items
+    }
+
+    /// Stores a new object, assigning its resourceVersion.
+    pub fn create(&self, resource: &'static str, mut obj: Value) -> Result<Arc<Value>, StoreError> {
+        let key = key_of(&obj);
+        let mut inner = self.lock();
+        if inner.table(resource).contains_key(&key) {
+            return Err(StoreError::AlreadyExists);
+        }
+        let rv = inner.next_rv();
+        stamp(&mut obj, rv);
+        let obj = Arc::new(obj);
+        inner.table(resource).insert(key.clone(), obj.clone());
+        let wake = inner.publish(Event::new(
+            rv,
+            resource,
+            key.0,
+            EventType::Added,
+            obj.clone(),
+            None,
+        ));
+        drop(inner);
+        self.finish(wake);
+        Ok(obj)
+    }
+
+    /// Replaces an existing object if its stored resourceVersion is `expected_rv` (when given).
+    pub fn update(
+        &self,
+        resource: &'static str,
+        mut obj: Value,
+        expected_rv: Option<u64>,
+    ) -> Result<Arc<Value>, StoreError> {
+        let key = key_of(&obj);
+        let mut inner = self.lock();
+        let previous = inner.expect_version(resource, &key, expected_rv)?;
+        let rv = inner.next_rv();
+        stamp(&mut obj, rv);
+        let obj = Arc::new(obj);
+        inner.table(resource).insert(key.clone(), obj.clone());
+        let event = Event::new(
+            rv,
+            resource,
+            key.0,
+            EventType::Modified,
+            obj.clone(),
+            Some(previous),
+        );
+        let wake = inner.publish(event);
+        drop(inner);
+        self.finish(wake);
+        Ok(obj)
+    }
+
+    /// Removes an object if its stored resourceVersion is `expected_rv` (when given); returns its
+    /// last state at the deletion's resourceVersion, as DELETED events carry it.
+    pub fn delete(
+        &self,
+        resource: &'static str,
+        namespace: &str,
+        name: &str,
+        expected_rv: Option<u64>,
+    ) -> Result<Arc<Value>, StoreError> {
+        let key = (namespace.to_string(), name.to_string());
+        let mut inner = self.lock();
+        let previous = inner.expect_version(resource, &key, expected_rv)?;
+        inner.table(resource).remove(&key);
+        let rv = inner.next_rv();
+        let mut last = (*previous).clone();
+        stamp(&mut last, rv);
+        let last = Arc::new(last);
+        let event = Event::new(
+            rv,
+            resource,
+            key.0,
+            EventType::Deleted,
+            last.clone(),
+            Some(previous),
+        );
+        let wake = inner.publish(event);
+        drop(inner);
+        self.finish(wake);
+        Ok(last)
+    }
+
+    /// Opens a watch on a resource (in one namespace or all).
+    pub fn watch(
+        &self,
+        resource: &'static str,
+        namespace: Option<&str>,
+        from: WatchFrom,
+    ) -> Result<Subscription, TooOld> {
+        let mut inner = self.lock();
+        let (initial, replay) = match from {
+            WatchFrom::InitialState => {
+                let table = inner.objects.get(resource);
+                let initial = table
+                    .map(|t| {
+                        t.iter()
+                            .filter(|(k, _)| namespace.is_none_or(|ns| k.0 == ns))
+                            .map(|(_, v)| v.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (initial, Vec::new())
+            }
+            WatchFrom::Version(rv) => {
+                let replay = inner
+                    .log
+                    .since(rv)?
+                    .into_iter()
+                    .filter(|e| {
+                        e.resource == resource && namespace.is_none_or(|ns| e.namespace == ns)
+                    })
+                    .collect();
+                (Vec::new(), replay)
+            }
+        };
+        let (tx, live) = mpsc::channel(self.watcher_buffer);
+        inner.watchers.push(WatcherSlot {
+            resource,
+            namespace: namespace.map(str::to_string),
+            tx,
+        });
+        Ok(Subscription {
+            initial,
+            replay,
+            live,
+            opened_at: inner.rv,
+        })
+    }
+
+    /// Ends every open watch (their clients see the stream end and re-watch).
+    pub fn close_watches(&self) {
+        self.lock().watchers.clear();
+    }
+
+    /// Number of open watches.
+    #[cfg(test)]
+    pub fn watch_count(&self) -> usize {
+        let mut inner = self.lock();
+        inner.watchers.retain(|w| !w.tx.is_closed());
+        inner.watchers.len()
+    }
+
+    /// Names of namespaces currently terminating.
+    pub fn terminating_namespaces(&self) -> Vec<String> {
+        let inner = self.lock();
+        let mut v: Vec<String> = inner.terminating.iter().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+/// Lets the auth module read bindings, roles, ServiceAccounts and Secrets.
+impl crate::auth::ObjectLookup for Store {
+    fn get(&self, resource: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+        let kind = crate::kinds::for_storage(resource)?;
+        Store::get(self, kind.storage_key(), namespace.unwrap_or(""), name).map(|o| (*o).clone())
+    }
+
+    fn list(&self, resource: &str, namespace: Option<&str>) -> Vec<Value> {
+        let Some(kind) = crate::kinds::for_storage(resource) else {
+            return Vec::new();
+        };
+        Store::list(self, kind.storage_key(), namespace)
+            .into_iter()
+            .map(|o| (*o).clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
