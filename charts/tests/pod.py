@@ -65,6 +65,8 @@ def expected_env(
         "VAK_ADMIN_PORT": str(port),
         "VAK_LEADER_ELECTION": "true" if leader else "false",
     }
+    if leader:
+        env["VAK_LEADER_LEASE_DURATION"] = "15s"
     for name, value in overrides.items():
         if value is None:
             env.pop(name, None)

@@ -158,7 +158,13 @@ def high_availability(m: Manifest, s: Scope) -> None:
 
 def leader_single(m: Manifest, s: Scope) -> None:
     sa = service_account(m)
-    env = expected_env(host=HOST, mount=MOUNT, secret="vault-auth-kubernetes", leader=True)
+    env = expected_env(
+        host=HOST,
+        mount=MOUNT,
+        secret="vault-auth-kubernetes",
+        leader=True,
+        VAK_LEADER_LEASE_DURATION="30s",
+    )
     check_deployment(m, s, sa=sa, env=env, replicas=1, leader=True)
     rbac.check(m, s, namespace="vault-auth", sa=sa, leader=True)
 
@@ -315,7 +321,11 @@ SCENARIOS = [
         namespace="default",
     ),
     scenario("ha-replicas-3", {"replicas": 3}, high_availability, ["PodDisruptionBudget"]),
-    scenario("leader-election-single", {"leaderElection": {"enabled": True}}, leader_single),
+    scenario(
+        "leader-election-single",
+        {"leaderElection": {"enabled": True, "leaseDuration": "30s"}},
+        leader_single,
+    ),
     scenario(
         "service-monitor",
         {
