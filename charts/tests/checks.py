@@ -42,10 +42,26 @@ class Scope:
         return self.failures.check(condition, self.where, what)
 
     def equal(self, actual: Any, expected: Any, what: str) -> bool:
-        return self.check(
-            actual == expected,
-            f"{what}: expected {show(expected)}, got {show(actual)}",
-        )
+        if actual == expected:
+            return True
+        if isinstance(actual, dict) and isinstance(expected, dict):
+            self.fail(f"{what} differs: {dict_diff(actual, expected)}")
+        else:
+            self.fail(f"{what}: expected {show(expected)}, got {show(actual)}")
+        return False
+
+
+def dict_diff(actual: dict, expected: dict) -> str:
+    """Only the keys that differ, so a long object does not hide the one wrong field."""
+    parts = []
+    for key in sorted(set(actual) | set(expected), key=str):
+        if key not in actual:
+            parts.append(f"{key} missing (expected {show(expected[key])})")
+        elif key not in expected:
+            parts.append(f"{key} unexpected ({show(actual[key])})")
+        elif actual[key] != expected[key]:
+            parts.append(f"{key} is {show(actual[key])}, expected {show(expected[key])}")
+    return "; ".join(parts)
 
 
 def show(value: Any) -> str:

@@ -288,6 +288,18 @@ def pod_placement(m: Manifest, s: Scope) -> None:
         s.equal(spec.get(key), PLACEMENT[key], key)
 
 
+def own_rbac_metrics_service(m: Manifest, s: Scope) -> None:
+    """RBAC and ServiceAccount managed outside the chart; a plain metrics Service."""
+    env = expected_env(host=HOST, mount=MOUNT, secret="vault-auth-kubernetes")
+    check_deployment(m, s, sa="vak-controller", env=env)
+    svc = m.one("Service")
+    s.equal(svc.name, "vault-auth-kubernetes-metrics", "metrics Service name")
+    s.equal(
+        svc.metadata.get("annotations"), {"prometheus.io/scrape": "true"}, "Service annotations"
+    )
+    s.equal(svc.body["spec"]["ports"][0].get("port"), 8080, "metrics Service port")
+
+
 def scenario(name: str, values: dict, specific, extra_kinds=(), **kwargs) -> Scenario:
     return Scenario(
         name, {**REQUIRED, **values}, specific, CORE_OBJECTS + list(extra_kinds), **kwargs
@@ -353,6 +365,19 @@ SCENARIOS = [
         json_logs,
     ),
     scenario("pod-placement", PLACEMENT, pod_placement),
+    Scenario(
+        "own-rbac-metrics-service",
+        {
+            **REQUIRED,
+            "rbac": {"create": False},
+            "serviceAccount": {"create": False, "name": "vak-controller"},
+            "metrics": {
+                "service": {"enabled": True, "annotations": {"prometheus.io/scrape": "true"}}
+            },
+        },
+        own_rbac_metrics_service,
+        ["Deployment", "Service"],
+    ),
 ]
 
 
