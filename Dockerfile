@@ -2,7 +2,8 @@
 # The controller image: a release build of the vault-auth-kubernetes binary, copied alone onto
 # distroless/cc (glibc, CA certificates, no shell, no package manager) and run as a non-root user.
 #
-#   docker build -t vault-auth-kubernetes:dev .
+#   docker build --build-arg VAK_GIT_REVISION="$(git rev-parse --short=12 HEAD)" \
+#     -t vault-auth-kubernetes:dev .
 #
 # Needs BuildKit (the default builder of current Docker) for the cache mounts.
 
@@ -10,6 +11,9 @@
 # trixie's) would not start on distroless/cc-debian12.
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
+# .git is not in the build context: `--version` gets the revision from this argument.
+ARG VAK_GIT_REVISION=""
+ENV VAK_GIT_REVISION=${VAK_GIT_REVISION}
 COPY . .
 # A smaller binary: no symbols, one optimisation unit across crates.
 ENV CARGO_PROFILE_RELEASE_STRIP=symbols \

@@ -3,6 +3,14 @@
 use std::process::Command;
 
 fn main() {
+    println!("cargo:rerun-if-env-changed=VAK_GIT_REVISION");
+    // A container build has no .git: the Dockerfile passes the revision as a build argument.
+    if let Ok(revision) = std::env::var("VAK_GIT_REVISION")
+        && !revision.trim().is_empty()
+    {
+        println!("cargo:rustc-env=VAK_GIT_REVISION={}", revision.trim());
+        return;
+    }
     let revision = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()
