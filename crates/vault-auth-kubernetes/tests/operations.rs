@@ -1,0 +1,250 @@
+//! Running it in production: the real binary with its admin server (readiness, metrics),
+//! SIGTERM, and two replicas electing a leader on a Lease.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use serde_json::json;
+use support::{Env, MOUNT, NAMESPACE, TIMEOUT, wait_for};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vault-auth-kubernetes");
+
+/// A controller process configured through env vars, as the Helm chart does.
+struct Process {
+    child: Child,
+    admin_port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Process {
+    fn spawn(env: &Env, name: &str, extra_env: &[(&str, &str)]) -> Process {
+        let admin_port = free_port();
+        let log = env.dir.path().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("KUBECONFIG", &env.kubeconfig)
+            .env("VAK_VAULT_HOST", env.bao.addr())
+            .env("VAK_VAULT_MOUNT", MOUNT)
+            .env("VAK_VAULT_ROLE_ID", &env.creds.role_id)
+            .env("VAK_VAULT_SECRET_ID", &env.creds.secret_id)
+            .env("VAK_NAMESPACE", NAMESPACE)
+            .env("VAK_ADMIN_PORT", admin_port.to_string())
+            .env("VAK_LOG_FORMAT", "json")
+            .env("POD_NAME", name)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        Process {
+            child: cmd.spawn().expect("spawn vault-auth-kubernetes"),
+            admin_port,
+            log,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let url = format!("http://127.0.0.1:{}{path}", self.admin_port);
+        let resp = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        let status = resp.status().as_u16();
+        Some((status, resp.text().await.ok()?))
+    }
+
+    async fn ready(&self) -> bool {
+        matches!(self.get("/readyz").await, Some((200, _)))
+    }
+
+    fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal}");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit; its exit code.
+    async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if start.elapsed() > within {
+                panic!(
+                    "process did not exit within {within:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn roles(policy: &str) -> Vec<(&'static str, serde_json::Value)> {
+    vec![(
+        "default",
+        json!({
+            "bound_service_account_names": ["vault-agent-injector"],
+            "bound_service_account_namespaces": ["default"],
+            "token_policies": [policy]
+        }),
+    )]
+}
+
+/// Readiness follows the first sync and Vault's reachability; metrics are served; SIGTERM stops
+/// the process cleanly and quickly; secrets never reach the logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_readiness_metrics_and_sigterm() {
+    let mut env = Env::start().await;
+    env.put_roles(&roles("p1")).await;
+    let mut p = Process::spawn(&env, "solo", &[("VAK_RESYNC_INTERVAL", "1s")]);
+    let (_, took) = wait_for("ready", TIMEOUT, || async { p.ready().await.then_some(()) }).await;
+    println!("ready {took:?} after start");
+    assert!(
+        env.vault_role("default").await.is_some(),
+        "ready means synced"
+    );
+    assert!(matches!(p.get("/livez").await, Some((200, _))));
+
+    let (status, metrics) = p.get("/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    for series in [
+        "vault_auth_kubernetes_reconciliations_total{result=\"success\"}",
+        "vault_auth_kubernetes_reconcile_duration_seconds_bucket",
+        "vault_auth_kubernetes_vault_requests_total{operation=\"write_role\",status=\"204\"} 1",
+        "vault_auth_kubernetes_kubernetes_requests_total{operation=\"create serviceaccounts\"",
+        "vault_auth_kubernetes_managed_roles 1",
+        "vault_auth_kubernetes_managed_service_accounts 1",
+        "vault_auth_kubernetes_invalid_configmap_entries 0",
+        "vault_auth_kubernetes_seconds_since_last_successful_sync",
+        "vault_auth_kubernetes_vault_token_ttl_seconds",
+        "vault_auth_kubernetes_leader 1",
+    ] {
+        assert!(metrics.contains(series), "missing {series} in:\n{metrics}");
+    }
+
+    // Vault down: the next resync fails and the controller reports not ready.
+    env.bao.kill();
+    let (body, took) = wait_for("not ready while Vault is down", TIMEOUT, || async {
+        match p.get("/readyz").await {
+            Some((503, body)) => Some(body),
+            _ => None,
+        }
+    })
+    .await;
+    println!("unready {took:?} after Vault went down: {}", body.trim());
+    env.bao.restart_empty().await;
+    support::restore_approle(&env.bao, &env.creds).await;
+    wait_for("ready again after Vault is back", TIMEOUT, || async {
+        p.ready().await.then_some(())
+    })
+    .await;
+
+    let start = Instant::now();
+    p.signal("TERM");
+    let code = p.wait_exit(Duration::from_secs(10)).await;
+    println!("SIGTERM: exited with {code:?} in {:?}", start.elapsed());
+    assert_eq!(code, Some(0), "log:\n{}", p.log());
+    let log = p.log();
+    assert!(log.contains("received SIGTERM"), "{log}");
+    assert!(!log.contains(&env.creds.secret_id), "secret-id in the log");
+    assert!(log.contains("vault-secret-id: ******"), "{log}");
+}
+
+/// Two replicas: one leads, the other stands by. Killing the leader (SIGKILL, no goodbye) lets
+/// the standby take over once the Lease expires, and it converges a change made meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_takes_over_when_the_leader_dies() {
+    let env = Env::start().await;
+    env.put_roles(&roles("before")).await;
+    let election = [
+        ("VAK_LEADER_ELECTION", "true"),
+        ("VAK_LEADER_LEASE_DURATION", "4s"),
+        ("VAK_RESYNC_INTERVAL", "30s"),
+    ];
+    let a = Process::spawn(&env, "replica-a", &election);
+    let b = Process::spawn(&env, "replica-b", &election);
+    let leases: Api<Lease> = Api::namespaced(env.client(), NAMESPACE);
+    let (holder, _) = wait_for("a leader", TIMEOUT, || async {
+        let lease = leases.get_opt("vault-auth-kubernetes").await.ok()??;
+        lease.spec?.holder_identity
+    })
+    .await;
+    wait_for("converged by the leader", TIMEOUT, || async {
+        env.vault_role("default").await
+    })
+    .await;
+    let (mut leader, standby) = if holder.starts_with("replica-a") {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    println!("leader: {holder}");
+    wait_for("standby ready", TIMEOUT, || async {
+        standby.ready().await.then_some(())
+    })
+    .await;
+    let standby_metrics = standby.get("/metrics").await.unwrap().1;
+    assert!(
+        standby_metrics.contains("vault_auth_kubernetes_leader 0"),
+        "{standby_metrics}"
+    );
+    assert!(
+        !standby_metrics.contains("operation=\"write_role\""),
+        "the standby must not write:\n{standby_metrics}"
+    );
+
+    leader.signal("KILL");
+    leader.wait_exit(Duration::from_secs(5)).await;
+    let killed = Instant::now();
+    env.put_roles(&roles("after")).await;
+    wait_for(
+        "the standby converges the change",
+        Duration::from_secs(60),
+        || async {
+            let role = env.vault_role("default").await?;
+            (role["token_policies"] == json!(["after"])).then_some(())
+        },
+    )
+    .await;
+    let takeover = killed.elapsed();
+    println!(
+        "takeover: the standby applied the change {takeover:?} after the leader was killed (lease 4s)"
+    );
+    let lease = leases.get("vault-auth-kubernetes").await.unwrap();
+    let new_holder = lease.spec.unwrap().holder_identity.unwrap();
+    assert_ne!(new_holder, holder);
+    assert!(takeover < Duration::from_secs(20), "{takeover:?}");
+}
