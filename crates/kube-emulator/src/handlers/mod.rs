@@ -123,7 +123,11 @@ pub fn parse_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
 /// Serves a resource request.
 pub async fn resource(shared: &Arc<Shared>, req: ApiRequest) -> Response<Body> {
     let kind = req.target.kind;
+    let named = req.target.name.is_some();
     let result = match (req.verb, req.target.subresource.as_deref()) {
+        // Writes address either the collection (create) or one object (update, patch).
+        ("create", None) if named => Err(ApiError::method_not_allowed()),
+        ("update" | "patch", _) if !named => Err(ApiError::method_not_allowed()),
         ("create", Some("token")) if kind.plural == "serviceaccounts" => {
             tokens::token_request(shared, &req)
         }
