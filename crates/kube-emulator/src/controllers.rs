@@ -47,8 +47,10 @@ pub fn after_update(shared: &Shared, kind: &'static Kind, obj: Arc<Value>) -> Ar
     }
 }
 
-/// Reactions to a completed delete.
-pub fn after_delete(shared: &Shared, kind: &'static Kind, last: &Value) {
+/// Reactions to a completed delete; `orphan` leaves dependents in place (propagationPolicy
+/// Orphan) instead of garbage-collecting them.
+pub fn after_delete(shared: &Shared, kind: &'static Kind, last: &Value, orphan: bool) {
+    collect_garbage(shared, last, orphan);
     if kind.plural == "serviceaccounts" {
         // The token controller deletes the token Secrets of a deleted ServiceAccount.
         let ns = meta::namespace(last);
@@ -72,6 +74,68 @@ pub fn after_delete(shared: &Shared, kind: &'static Kind, last: &Value) {
             }
         }
     }
+}
+
+/// Background garbage collection: a dependent whose every owner is gone is deleted; one that
+/// still has a live owner (or is orphaned) only loses its reference to the deleted owner.
+fn collect_garbage(shared: &Shared, owner: &Value, orphan: bool) {
+    let uid = meta::meta_str(owner, "uid");
+    if uid.is_empty() {
+        return;
+    }
+    let ctx = WriteCtx::system(shared, "generic-garbage-collector");
+    for (resource, ns, name) in shared.store.dependents(uid) {
+        let (Some(k), Some(dependent)) = (
+            kinds::for_storage(resource),
+            shared.store.get(resource, &ns, &name),
+        ) else {
+            continue;
+        };
+        let refs: Vec<Value> = meta::metadata(&dependent)
+            .get("ownerReferences")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let others: Vec<Value> = refs.into_iter().filter(|r| r["uid"] != uid).collect();
+        let result = if orphan || others.iter().any(|r| owner_exists(shared, r, &ns)) {
+            let mut updated = (*dependent).clone();
+            meta::metadata_mut(&mut updated).insert("ownerReferences".into(), Value::Array(others));
+            ops::update(&ctx, k, &ns, &name, updated).map(|_| ())
+        } else {
+            ops::delete(&ctx, k, &ns, &name, &DeleteOptions::default()).map(|_| ())
+        };
+        if let Err(e) = result
+            && e.code != 404
+        {
+            tracing::warn!(resource, namespace = %ns, %name, error = %e, "garbage collection");
+        }
+    }
+}
+
+/// Whether the owner an ownerReference names exists (with that uid). Owners of kinds the
+/// emulator does not serve cannot be checked and count as existing, so nothing is collected
+/// on a guess.
+fn owner_exists(shared: &Shared, reference: &Value, dependent_namespace: &str) -> bool {
+    let (api_version, kind) = (
+        reference["apiVersion"].as_str().unwrap_or(""),
+        reference["kind"].as_str().unwrap_or(""),
+    );
+    let Some(k) = KINDS
+        .iter()
+        .find(|k| k.storage == Storage::Own && k.kind == kind && k.api_version() == api_version)
+    else {
+        return true;
+    };
+    let ns = if k.namespaced {
+        dependent_namespace
+    } else {
+        ""
+    };
+    let name = reference["name"].as_str().unwrap_or("");
+    shared
+        .store
+        .get(k.storage_key(), ns, name)
+        .is_some_and(|o| meta::meta_str(&o, "uid") == reference["uid"].as_str().unwrap_or(""))
 }
 
 fn is_token_secret(obj: &Value) -> bool {

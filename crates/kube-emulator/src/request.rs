@@ -140,6 +140,7 @@ pub struct Query {
     pub field_manager: Option<String>,
     pub force: bool,
     pub include_object: Option<String>,
+    pub propagation_policy: Option<String>,
 }
 
 fn truthy(v: &str) -> bool {
@@ -188,7 +189,8 @@ impl Query {
                 "fieldManager" => q.field_manager = Some(value),
                 "force" => q.force = truthy(&value),
                 "includeObject" => q.include_object = Some(value),
-                // pretty, timeout, fieldValidation, propagationPolicy, gracePeriodSeconds... are
+                "propagationPolicy" => q.propagation_policy = Some(value),
+                // pretty, timeout, fieldValidation, gracePeriodSeconds... are
                 // accepted and do not change the answer.
                 _ => {}
             }

@@ -75,14 +75,23 @@ pub fn patch(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>, ApiErr
 }
 
 fn delete_options(req: &ApiRequest) -> Result<(DeleteOptions, bool), ApiError> {
+    let query_orphan = req.query.propagation_policy.as_deref() == Some("Orphan");
     if req.body.iter().all(u8::is_ascii_whitespace) {
-        return Ok((DeleteOptions::default(), false));
+        return Ok((
+            DeleteOptions {
+                orphan: query_orphan,
+                ..Default::default()
+            },
+            false,
+        ));
     }
     let body = parse_body(&req.body, &req.content_type)?;
     let dry_run = body["dryRun"]
         .as_array()
         .is_some_and(|a| a.iter().any(|v| v == "All"));
-    Ok((DeleteOptions::from_body(Some(&body)), dry_run))
+    let mut options = DeleteOptions::from_body(Some(&body));
+    options.orphan |= query_orphan;
+    Ok((options, dry_run))
 }
 
 /// DELETE of an object.

@@ -16,6 +16,8 @@ use crate::{controllers, meta};
 pub struct DeleteOptions {
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
+    /// propagationPolicy Orphan: dependents keep existing (without the owner reference).
+    pub orphan: bool,
 }
 
 impl DeleteOptions {
@@ -27,9 +29,13 @@ impl DeleteOptions {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
+        let orphan = body.is_some_and(|b| {
+            b["propagationPolicy"] == "Orphan" || b["orphanDependents"] == Value::Bool(true)
+        });
         DeleteOptions {
             precondition_uid: field("uid"),
             precondition_rv: field("resourceVersion"),
+            orphan,
         }
     }
 }
@@ -89,7 +95,7 @@ pub fn delete(
         ) {
             Ok(last) => {
                 tracing::debug!(resource = kind.plural, %namespace, %name, "deleted");
-                controllers::after_delete(ctx.shared, kind, &last);
+                controllers::after_delete(ctx.shared, kind, &last, options.orphan);
                 return Ok(DeleteOutcome::Deleted(last));
             }
             Err(StoreError::Conflict) => continue,
@@ -182,6 +188,7 @@ mod tests {
         let ok = DeleteOptions {
             precondition_uid: Some("u2".into()),
             precondition_rv: Some("5".into()),
+            orphan: false,
         };
         assert!(check_preconditions(cm, &obj, &ok).is_ok());
     }

@@ -336,7 +336,7 @@ pub(super) fn finish_update(
         };
         return match gone {
             Ok(last) => {
-                controllers::after_delete(ctx.shared, kind, &last);
+                controllers::after_delete(ctx.shared, kind, &last, false);
                 Ok(last)
             }
             Err(StoreError::Conflict) => Err(UpdateError::Raced),

@@ -5,7 +5,7 @@
 
 pub mod events;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -73,6 +73,19 @@ struct Inner {
     watchers: Vec<WatcherSlot>,
     /// Namespaces with a deletionTimestamp: writes in them wake the namespace controller.
     terminating: HashSet<String>,
+    /// Owner uid -> objects naming it in ownerReferences (for garbage collection).
+    dependents: HashMap<String, BTreeSet<Dependent>>,
+}
+
+/// An object that names an owner: (resource, namespace, name).
+pub type Dependent = (&'static str, String, String);
+
+fn owner_uids(obj: &Value) -> Vec<&str> {
+    meta::metadata(obj)
+        .get("ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| refs.iter().filter_map(|r| r.get("uid")?.as_str()).collect())
+        .unwrap_or_default()
 }
 
 /// The shared object store.
@@ -96,7 +109,36 @@ impl Inner {
         self.rv
     }
 
+    fn index_owners(&mut self, event: &Event) {
+        let dependent = || {
+            (
+                event.resource,
+                event.namespace.clone(),
+                meta::name(&event.object).to_string(),
+            )
+        };
+        if let Some(previous) = &event.previous {
+            for uid in owner_uids(previous) {
+                if let Some(set) = self.dependents.get_mut(uid) {
+                    set.remove(&dependent());
+                    if set.is_empty() {
+                        self.dependents.remove(uid);
+                    }
+                }
+            }
+        }
+        if event.event_type != EventType::Deleted {
+            for uid in owner_uids(&event.object) {
+                self.dependents
+                    .entry(uid.to_string())
+                    .or_default()
+                    .insert(dependent());
+            }
+        }
+    }
+
     fn publish(&mut self, event: Event) -> bool {
+        self.index_owners(&event);
         let event = Arc::new(event);
         // A watch that cannot keep up is closed (as the apiserver does); its client resumes
         // from its last resourceVersion or relists.
@@ -157,6 +199,7 @@ impl Store {
                 log: events::EventLog::new(watch_window),
                 watchers: Vec::new(),
                 terminating: HashSet::new(),
+                dependents: HashMap::new(),
             }),
             watcher_buffer: watch_window.clamp(1024, 100_000),
             namespace_work: Notify::new(),
@@ -384,6 +427,16 @@ impl Store {
             live,
             opened_at: inner.rv,
         })
+    }
+
+    /// Objects whose ownerReferences name the owner with this uid.
+    pub fn dependents(&self, owner_uid: &str) -> Vec<Dependent> {
+        let inner = self.lock();
+        inner
+            .dependents
+            .get(owner_uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Ends every open watch (their clients see the stream end and re-watch).

@@ -135,3 +135,19 @@ fn terminating_namespaces_are_tracked() {
     s.delete("namespaces", "", "n", None).unwrap();
     assert!(s.terminating_namespaces().is_empty());
 }
+
+#[test]
+fn owner_references_are_indexed() {
+    let s = Store::new(10);
+    let mut dep = cm("a", "child");
+    dep["metadata"]["ownerReferences"] =
+        json!([{"uid": "owner-1", "kind": "ConfigMap", "name": "parent", "apiVersion": "v1"}]);
+    s.create("configmaps", dep.clone()).unwrap();
+    assert_eq!(
+        s.dependents("owner-1"),
+        vec![("configmaps", "a".to_string(), "child".to_string())]
+    );
+    dep["metadata"]["ownerReferences"] = json!([]);
+    s.update("configmaps", dep, None).unwrap();
+    assert!(s.dependents("owner-1").is_empty());
+}

@@ -243,3 +243,74 @@ async fn legacy_clusters_auto_create_token_secrets() {
         "default ServiceAccounts too"
     );
 }
+
+#[tokio::test]
+async fn garbage_collection_follows_owner_references() {
+    let emu = emulator().await;
+    let cms = Api::<ConfigMap>::namespaced(emu.client(), "default");
+    let make = |name: &str, owners: &[&ConfigMap]| ConfigMap {
+        metadata: ObjectMeta {
+            owner_references: Some(
+                owners
+                    .iter()
+                    .map(
+                        |o| k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                            api_version: "v1".into(),
+                            kind: "ConfigMap".into(),
+                            name: o.metadata.name.clone().unwrap(),
+                            uid: o.metadata.uid.clone().unwrap(),
+                            ..Default::default()
+                        },
+                    )
+                    .collect(),
+            ),
+            ..named(name)
+        },
+        ..Default::default()
+    };
+    let pp = PostParams::default();
+    let parent = cms.create(&pp, &make("parent", &[])).await.unwrap();
+    let other = cms.create(&pp, &make("other", &[])).await.unwrap();
+    cms.create(&pp, &make("only-child", &[&parent]))
+        .await
+        .unwrap();
+    cms.create(&pp, &make("shared-child", &[&parent, &other]))
+        .await
+        .unwrap();
+    cms.create(&pp, &make("orphan", &[&other])).await.unwrap();
+
+    cms.delete("parent", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        cms.get_opt("only-child").await.unwrap().is_none(),
+        "its only owner is gone"
+    );
+    let shared = cms.get("shared-child").await.unwrap();
+    let owners: Vec<String> = shared
+        .metadata
+        .owner_references
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(
+        owners,
+        ["other"],
+        "a live owner keeps it; the dangling reference goes"
+    );
+
+    cms.delete("other", &DeleteParams::orphan()).await.unwrap();
+    let orphan = cms
+        .get("orphan")
+        .await
+        .expect("Orphan propagation keeps dependents");
+    assert!(
+        orphan
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+    assert!(cms.get_opt("shared-child").await.unwrap().is_some());
+}
