@@ -17,6 +17,7 @@ mod emulator;
 mod error;
 mod faults;
 mod handlers;
+mod impersonation;
 mod kinds;
 mod kubeconfig;
 mod meta;

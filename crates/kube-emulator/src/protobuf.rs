@@ -169,6 +169,42 @@ const TOKEN_REQUEST: &[Field] = &[
     ),
 ];
 
+const RESOURCE_ATTRIBUTES: &[Field] = &[
+    f(1, "namespace", Ty::Str),
+    f(2, "verb", Ty::Str),
+    f(3, "group", Ty::Str),
+    f(4, "version", Ty::Str),
+    f(5, "resource", Ty::Str),
+    f(6, "subresource", Ty::Str),
+    f(7, "name", Ty::Str),
+];
+const NON_RESOURCE_ATTRIBUTES: &[Field] = &[f(1, "path", Ty::Str), f(2, "verb", Ty::Str)];
+const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
+    META,
+    f(
+        2,
+        "spec",
+        Ty::Msg(&[
+            f(1, "resourceAttributes", Ty::Msg(RESOURCE_ATTRIBUTES)),
+            f(2, "nonResourceAttributes", Ty::Msg(NON_RESOURCE_ATTRIBUTES)),
+        ]),
+    ),
+];
+const SUBJECT_ACCESS_REVIEW: &[Field] = &[
+    META,
+    f(
+        2,
+        "spec",
+        Ty::Msg(&[
+            f(1, "resourceAttributes", Ty::Msg(RESOURCE_ATTRIBUTES)),
+            f(2, "nonResourceAttributes", Ty::Msg(NON_RESOURCE_ATTRIBUTES)),
+            f(3, "user", Ty::Str),
+            list(4, "groups", Ty::Str),
+            f(6, "uid", Ty::Str),
+        ]),
+    ),
+];
+
 fn schema(api_version: &str, kind: &str) -> Option<&'static [Field]> {
     Some(match (api_version, kind) {
         ("v1", "ConfigMap") => CONFIG_MAP,
@@ -179,6 +215,8 @@ fn schema(api_version: &str, kind: &str) -> Option<&'static [Field]> {
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => CLUSTER_ROLE,
         ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => BINDING,
         ("authentication.k8s.io/v1", "TokenRequest") => TOKEN_REQUEST,
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => SELF_SUBJECT_ACCESS_REVIEW,
+        ("authorization.k8s.io/v1", "SubjectAccessReview") => SUBJECT_ACCESS_REVIEW,
         _ => return None,
     })
 }

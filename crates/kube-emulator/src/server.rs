@@ -20,7 +20,7 @@ use crate::context::Shared;
 use crate::handlers::{self, ApiRequest, Body, Output, error_response, json_response};
 use crate::request::{self, Query, Route};
 use crate::status::ApiError;
-use crate::{admin, discovery, meta, openapi};
+use crate::{admin, discovery, impersonation, meta, openapi};
 
 /// Largest request body accepted (the apiserver's limit is about 3 MiB).
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -188,7 +188,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
         Ok(c) => c,
         Err(e) => return error_response(&e),
     };
-    let response = match authenticate(&shared, &parts.headers) {
+    let identity = authenticate(&shared, &parts.headers)
+        .and_then(|user| impersonation::apply(&shared, user, &parts.headers));
+    let response = match identity {
         Err(e) => error_response(&e),
         Ok(user) => {
             serve_authenticated(&shared, parts, body, route, query, &classified, user).await

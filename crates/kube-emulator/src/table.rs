@@ -368,10 +368,12 @@ pub fn partial_metadata(obj: &Value) -> Value {
     })
 }
 
-/// A Table of `objects` of `kind`; `with_columns` is false for watch events after the first.
+/// A Table of `objects` of `kind`, given as stored (the printers read core/v1 Event fields for
+/// both Event APIs, as Kubernetes' do); rows carry the objects as `kind`'s clients see them.
+/// `with_columns` is false for watch events after the first.
 pub fn table(
     kind: &Kind,
-    objects: &[Value],
+    objects: &[&Value],
     rv: Option<u64>,
     include: IncludeObject,
     with_columns: bool,
@@ -384,7 +386,7 @@ pub fn table(
             match include {
                 IncludeObject::None => {}
                 IncludeObject::Metadata => row["object"] = partial_metadata(o),
-                IncludeObject::Object => row["object"] = o.clone(),
+                IncludeObject::Object => row["object"] = crate::strategy::from_storage(kind, o),
             }
             row
         })
@@ -442,7 +444,7 @@ mod tests {
     fn secret_rows_have_type_and_data_count() {
         let k = kinds::find("", "v1", "secrets").unwrap();
         let obj = json!({"metadata": {"name": "s", "creationTimestamp": meta::now_rfc3339()}, "type": "Opaque", "data": {"a": "", "b": ""}});
-        let t = table(k, &[obj], Some(7), IncludeObject::Metadata, true);
+        let t = table(k, &[&obj], Some(7), IncludeObject::Metadata, true);
         let names: Vec<&str> = t["columnDefinitions"]
             .as_array()
             .unwrap()
@@ -463,7 +465,7 @@ mod tests {
             "roleRef": {"kind": "ClusterRole", "name": "view", "apiGroup": "rbac.authorization.k8s.io"},
             "subjects": [{"kind": "ServiceAccount", "name": "sa", "namespace": "ns"}, {"kind": "Group", "name": "g"}]
         });
-        let t = table(k, &[obj], None, IncludeObject::None, true);
+        let t = table(k, &[&obj], None, IncludeObject::None, true);
         assert_eq!(
             t["rows"][0]["cells"],
             json!(["b", "ClusterRole/view", "<unknown>", "", "g", "ns/sa"])

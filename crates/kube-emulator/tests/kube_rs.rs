@@ -5,6 +5,8 @@
 #[path = "kube_rs/support.rs"]
 mod support;
 
+#[path = "kube_rs/access.rs"]
+mod access;
 #[path = "kube_rs/controllers.rs"]
 mod controllers;
 #[path = "kube_rs/crud.rs"]

@@ -9,6 +9,7 @@ use tracing::{info, warn};
 
 use crate::admin::{self, AdminState};
 use crate::cli::{Cli, Command, VERSION};
+use crate::commands;
 use crate::controller;
 use crate::error::{Error, Result};
 use crate::health::Health;
@@ -20,29 +21,59 @@ use crate::sync::Syncer;
 use crate::telemetry;
 use crate::vault::VaultClient;
 
-/// Runs what the command line asks for and reports a failure: in the log once logging is set
-/// up (so JSON logs carry it), on stderr before that.
+/// Runs what the command line asks for and returns its exit status. A failure is reported in
+/// the log for the controller (so JSON logs carry it) and as one line on stderr for the
+/// commands, whose users read a terminal or a CI log.
 pub async fn main(cli: Cli) -> ExitCode {
-    if let Err(error) = telemetry::init(&cli.settings.log_level, cli.settings.log_format) {
+    if let Err(error) = telemetry::init(cli.log_level(), cli.settings.log_format) {
         eprintln!("vault-auth-kubernetes: {error}");
         return ExitCode::FAILURE;
     }
+    let name = command_name(cli.command.as_ref());
     match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
+        Ok(status) => ExitCode::from(status),
+        Err(error) if name == "run" => {
             tracing::error!(%error, "exiting");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("vault-auth-kubernetes {name}: error: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// Runs what the command line asks for (logging must be set up).
-pub async fn run(cli: Cli) -> Result<()> {
+fn command_name(command: Option<&Command>) -> &'static str {
+    match command {
+        None | Some(Command::Run) => "run",
+        Some(Command::Validate(_)) => "validate",
+        Some(Command::Plan(_)) => "plan",
+        Some(Command::Sync(_)) => "sync",
+        Some(Command::Cleanup(_)) => "cleanup",
+    }
+}
+
+/// Runs what the command line asks for (logging must be set up) and returns the exit status.
+/// Only the online commands need the Vault and Kubernetes settings: `validate` runs without.
+pub async fn run(cli: Cli) -> Result<u8> {
     let Cli { settings, command } = cli;
     match command.unwrap_or(Command::Run) {
         Command::Run => {
             let settings = Settings::from_args(&settings)?;
-            run_controller(settings, shutdown_on_signal()).await
+            run_controller(settings, shutdown_on_signal()).await?;
+            Ok(commands::status::SUCCESS)
+        }
+        Command::Validate(args) => Ok(commands::validate::run(&args)),
+        Command::Plan(args) => commands::plan::run(Settings::from_args(&settings)?, &args).await,
+        Command::Sync(args) => {
+            if let Err(message) = commands::sync_once::check_args(&args) {
+                eprintln!("vault-auth-kubernetes sync: error: {message}");
+                return Ok(commands::status::USAGE);
+            }
+            commands::sync_once::run(Settings::from_args(&settings)?).await
+        }
+        Command::Cleanup(args) => {
+            commands::cleanup::run(Settings::from_args(&settings)?, &args).await
         }
     }
 }

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::commands::help;
+
 /// Version with the git revision it was built from.
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -37,7 +39,86 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller (the default when no command is given).
+    #[command(after_help = help::RUN_EXAMPLES)]
     Run,
+    /// Check vault-auth-roles ConfigMap manifests offline, with the controller's own validation.
+    #[command(
+        long_about = help::VALIDATE_ABOUT,
+        after_help = help::VALIDATE_EXAMPLES
+    )]
+    Validate(ValidateArgs),
+    /// Show what a sync would change in Vault and Kubernetes, without changing anything.
+    #[command(
+        long_about = help::PLAN_ABOUT,
+        after_help = help::PLAN_EXAMPLES
+    )]
+    Plan(PlanArgs),
+    /// Run one full sync and exit, for CronJobs and CI (needs --once).
+    #[command(
+        long_about = help::SYNC_ABOUT,
+        after_help = help::SYNC_EXAMPLES
+    )]
+    Sync(SyncArgs),
+    /// Remove what this tool created in Vault and Kubernetes (asks first).
+    #[command(
+        long_about = help::CLEANUP_ABOUT,
+        after_help = help::CLEANUP_EXAMPLES
+    )]
+    Cleanup(CleanupArgs),
+}
+
+/// Format of a command's report on stdout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON document, for machines.
+    Json,
+}
+
+/// Arguments of `validate`.
+#[derive(Clone, Debug, Args)]
+pub struct ValidateArgs {
+    /// Manifest files (YAML, several documents allowed); `-` reads stdin.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Report format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// Arguments of `plan`.
+#[derive(Clone, Debug, Args)]
+pub struct PlanArgs {
+    /// Report format (JSON never contains the reviewer token).
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// Arguments of `sync`.
+#[derive(Clone, Debug, Args)]
+pub struct SyncArgs {
+    /// Run one pass and exit (required: to keep syncing, run the controller instead).
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// Arguments of `cleanup`.
+#[derive(Clone, Debug, Args)]
+pub struct CleanupArgs {
+    /// Remove without asking (for scripts; needed when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also disable the auth method at auth/kubernetes/<mount> (deletes its config and roles).
+    #[arg(long)]
+    pub delete_mount: bool,
 }
 
 /// Output format of logs.
@@ -50,7 +131,11 @@ pub enum LogFormat {
 }
 
 /// Flags of the original tool plus the new options. Each has an env var; flags win over env vars.
-#[derive(Clone, Debug, Args)]
+/// `Debug` shows the AppRole role-id and secret-id as `******`.
+#[derive(Clone, Args)]
+#[command(
+    next_help_heading = "Settings (controller, plan, sync and cleanup; validate ignores them)"
+)]
 pub struct SettingsArgs {
     /// Path to a kubeconfig file; empty for the in-cluster configuration (service account token and
     /// CA under /var/run/secrets/kubernetes.io/serviceaccount).
@@ -161,15 +246,11 @@ pub struct SettingsArgs {
     )]
     pub leader_lease_duration: Duration,
 
-    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives.
-    #[arg(
-        long,
-        env = "VAK_LOG_LEVEL",
-        value_name = "LEVEL",
-        default_value = "info",
-        global = true
-    )]
-    pub log_level: String,
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives. Default: info
+    /// for the controller and sync, warn for validate, plan and cleanup (their report is on
+    /// stdout, logs go to stderr).
+    #[arg(long, env = "VAK_LOG_LEVEL", value_name = "LEVEL", global = true)]
+    pub log_level: Option<String>,
 
     /// Log format.
     #[arg(
@@ -182,6 +263,31 @@ pub struct SettingsArgs {
     pub log_format: LogFormat,
 }
 
+impl std::fmt::Debug for SettingsArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| crate::secret::REDACTED);
+        f.debug_struct("SettingsArgs")
+            .field("kubeconfig", &self.kubeconfig)
+            .field("vault_host", &self.vault_host)
+            .field("vault_kube_host", &self.vault_kube_host)
+            .field("vault_mount", &self.vault_mount)
+            .field("vault_role_id", &redacted(&self.vault_role_id))
+            .field("vault_secret_id", &redacted(&self.vault_secret_id))
+            .field("vault_ca_cert", &self.vault_ca_cert)
+            .field("vault_skip_verify", &self.vault_skip_verify)
+            .field("vault_namespace", &self.vault_namespace)
+            .field("vault_approle_mount", &self.vault_approle_mount)
+            .field("namespace", &self.namespace)
+            .field("resync_interval", &self.resync_interval)
+            .field("admin_port", &self.admin_port)
+            .field("leader_election", &self.leader_election)
+            .field("leader_lease_duration", &self.leader_lease_duration)
+            .field("log_level", &self.log_level)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
 fn parse_duration(value: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(value).map_err(|e| format!("{e} (examples: 30s, 5m, 1h)"))?;
     if d.is_zero() {
@@ -191,10 +297,54 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
 }
 
 impl Cli {
-    /// Parses the process arguments, accepting the original's single-dash long flags.
+    /// Parses the process arguments, accepting the original's single-dash long flags. On a usage
+    /// error it prints clap's message and exits with [`usage_error_status`].
     pub fn parse_args() -> Cli {
-        Cli::parse_from(normalize_single_dash(std::env::args_os()))
+        let args = normalize_single_dash(std::env::args_os());
+        match Cli::try_parse_from(&args) {
+            Ok(cli) => cli,
+            Err(error) => {
+                let status = if error.use_stderr() {
+                    usage_error_status(&args)
+                } else {
+                    0 // --help and --version
+                };
+                // Printing can only fail on a closed stdout/stderr; the status still tells.
+                let _ = error.print();
+                std::process::exit(status);
+            }
+        }
     }
+
+    /// The log filter to use: `--log-level`/`VAK_LOG_LEVEL`, else the command's default.
+    pub fn log_level(&self) -> &str {
+        match (&self.settings.log_level, &self.command) {
+            (Some(level), _) => level,
+            (None, None | Some(Command::Run | Command::Sync(_))) => "info",
+            (None, Some(Command::Validate(_) | Command::Plan(_) | Command::Cleanup(_))) => "warn",
+        }
+    }
+}
+
+/// Exit status for a command line clap rejects: 1 for `plan`, whose 2 means "changes pending"
+/// (a CI job must not mistake a typo for pending changes), else clap's usual 2.
+pub fn usage_error_status(args: &[OsString]) -> i32 {
+    let command = Cli::command();
+    let takes_value: Vec<String> = command
+        .get_arguments()
+        .filter(|a| a.get_action().takes_values())
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect();
+    let mut words = args.iter().skip(1).filter_map(|a| a.to_str());
+    // The first word that is neither a flag nor a flag's value names the subcommand.
+    while let Some(word) = words.next() {
+        if takes_value.iter().any(|flag| flag == word) {
+            words.next();
+        } else if !word.starts_with('-') {
+            return if word == "plan" { 1 } else { 2 };
+        }
+    }
+    2
 }
 
 /// Rewrites `-long-flag` to `--long-flag` for every long flag this program knows, as Go's `flag`
@@ -297,5 +447,84 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subcommands_parse_with_their_flags_and_settings_anywhere() {
+        let cli = parse(&["validate", "-", "a.yaml", "-output", "json"]);
+        let Some(Command::Validate(args)) = &cli.command else {
+            panic!("validate expected: {cli:?}")
+        };
+        assert_eq!(args.files, [PathBuf::from("-"), PathBuf::from("a.yaml")]);
+        assert_eq!(args.output, OutputFormat::Json);
+
+        let cli = parse(&["-vault-mount", "a/b", "cleanup", "--delete-mount", "-y"]);
+        let Some(Command::Cleanup(args)) = &cli.command else {
+            panic!("cleanup expected: {cli:?}")
+        };
+        assert!(args.delete_mount && args.yes && !args.dry_run);
+        assert_eq!(cli.settings.vault_mount.as_deref(), Some("a/b"));
+
+        let cli = parse(&["sync", "--once", "--vault-mount", "c"]);
+        assert!(matches!(
+            cli.command,
+            Some(Command::Sync(SyncArgs { once: true }))
+        ));
+        assert_eq!(cli.settings.vault_mount.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn debug_output_hides_the_approle_credentials() {
+        let cli = parse(&[
+            "--vault-role-id",
+            "role-4711",
+            "--vault-secret-id",
+            "s3cr3t-4711",
+        ]);
+        let debug = format!("{cli:?}");
+        assert!(!debug.contains("4711"), "{debug}");
+        assert!(
+            debug.contains("vault_secret_id: Some(\"******\")"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn validate_needs_a_file() {
+        let argv = ["x", "validate"].map(OsString::from);
+        assert!(Cli::try_parse_from(argv).is_err());
+    }
+
+    #[test]
+    fn log_level_defaults_depend_on_the_command() {
+        let level = |args: &[&str]| {
+            let mut cli = parse(args);
+            cli.settings.log_level = None; // ignore VAK_LOG_LEVEL of the test's environment
+            cli.log_level().to_string()
+        };
+        assert_eq!(level(&[]), "info");
+        assert_eq!(level(&["sync", "--once"]), "info");
+        assert_eq!(level(&["plan"]), "warn");
+        assert_eq!(level(&["validate", "f"]), "warn");
+        assert_eq!(level(&["cleanup"]), "warn");
+        let mut cli = parse(&["plan"]);
+        cli.settings.log_level = Some("debug".into());
+        assert_eq!(cli.log_level(), "debug");
+    }
+
+    #[test]
+    fn usage_errors_of_plan_exit_1_not_its_changes_pending_2() {
+        let status = |args: &[&str]| {
+            let argv: Vec<OsString> = std::iter::once("x")
+                .chain(args.iter().copied())
+                .map(OsString::from)
+                .collect();
+            usage_error_status(&argv)
+        };
+        assert_eq!(status(&["plan", "--bogus"]), 1);
+        assert_eq!(status(&["--vault-mount", "validate", "plan", "--bogus"]), 1);
+        assert_eq!(status(&["--namespace", "plan", "validate"]), 2);
+        assert_eq!(status(&["validate"]), 2);
+        assert_eq!(status(&["--bogus"]), 2);
     }
 }

@@ -8,11 +8,13 @@
 //! - [`vault`]: the Vault/OpenBao HTTP client and the AppRole session.
 //! - [`k8s`]: Kubernetes side: reviewer ServiceAccount and token, managed ServiceAccounts, Events.
 //! - [`names`]: the fixed names, labels and annotations shared with the original tool.
+//! - [`commands`]: the operator commands `validate`, `plan`, `sync --once` and `cleanup`.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod commands;
 pub mod controller;
 pub mod desired;
 pub mod error;

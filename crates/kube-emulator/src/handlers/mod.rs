@@ -1,6 +1,7 @@
 //! Resource request handlers: reads (get, list), watches, writes and the token endpoints, with
 //! the response representations Kubernetes offers (JSON object, Table, PartialObjectMetadata).
 
+mod access;
 mod read;
 mod tokens;
 mod watch;
@@ -134,6 +135,12 @@ pub async fn resource(shared: &Arc<Shared>, req: ApiRequest) -> Response<Body> {
         (_, Some(sub)) if kind.subresource(sub).is_some() => Err(ApiError::method_not_allowed()),
         (_, Some(_)) => Err(ApiError::path_not_found()),
         ("create", None) if kind.plural == "tokenreviews" => tokens::token_review(shared, &req),
+        ("create", None) if kind.plural == "selfsubjectaccessreviews" => {
+            access::access_review(shared, &req, true)
+        }
+        ("create", None) if kind.plural == "subjectaccessreviews" => {
+            access::access_review(shared, &req, false)
+        }
         ("create", None) if kind.plural == "selfsubjectreviews" => {
             tokens::self_subject_review(&req)
         }

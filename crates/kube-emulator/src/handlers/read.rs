@@ -21,11 +21,10 @@ pub fn render_object(
     include: IncludeObject,
     rv: Option<u64>,
 ) -> Value {
-    let obj = strategy::from_storage(kind, stored);
     match output {
-        Output::Json => obj,
-        Output::Metadata => table::partial_metadata(&obj),
-        Output::Table => table::table(kind, &[obj], rv, include, true),
+        Output::Json => strategy::from_storage(kind, stored),
+        Output::Metadata => table::partial_metadata(stored),
+        Output::Table => table::table(kind, &[stored], rv, include, true),
     }
 }
 
@@ -142,15 +141,11 @@ pub fn list(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>, ApiErro
         metadata["continue"] = json!(encode_continue(rv, next));
         metadata["remainingItemCount"] = json!(page.remaining);
     }
-    let items: Vec<Value> = page
-        .items
-        .iter()
-        .map(|o| strategy::from_storage(kind, o))
-        .collect();
+    let stored: Vec<&Value> = page.items.iter().map(|o| &**o).collect();
     let body = match req.output {
         Output::Table => {
             let include = IncludeObject::parse(req.query.include_object.as_deref());
-            let mut t = table::table(kind, &items, Some(rv), include, true);
+            let mut t = table::table(kind, &stored, Some(rv), include, true);
             t["metadata"] = metadata;
             t
         }
@@ -158,14 +153,17 @@ pub fn list(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>, ApiErro
             "kind": "PartialObjectMetadataList",
             "apiVersion": "meta.k8s.io/v1",
             "metadata": metadata,
-            "items": items.iter().map(table::partial_metadata).collect::<Vec<_>>(),
+            "items": stored.iter().map(|o| table::partial_metadata(o)).collect::<Vec<_>>(),
         }),
         Output::Json => json!({
             "kind": format!("{}List", kind.kind),
             "apiVersion": kind.api_version(),
             "metadata": metadata,
             // Items of built-in lists carry no apiVersion/kind of their own, as in Kubernetes.
-            "items": items.into_iter().map(strip_type_meta).collect::<Vec<_>>(),
+            "items": stored
+                .iter()
+                .map(|o| strip_type_meta(strategy::from_storage(kind, o)))
+                .collect::<Vec<_>>(),
         }),
     };
     Ok(json_response(200, &body))

@@ -65,8 +65,7 @@ impl WatchStream {
             Output::Table => {
                 let with_columns = !self.table_columns_sent;
                 self.table_columns_sent = true;
-                let converted = crate::strategy::from_storage(self.kind, obj);
-                table::table(self.kind, &[converted], None, self.include, with_columns)
+                table::table(self.kind, &[obj], None, self.include, with_columns)
             }
             other => render_object(self.kind, obj, other, self.include, None),
         };

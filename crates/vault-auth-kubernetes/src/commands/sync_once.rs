@@ -1,0 +1,109 @@
+//! `sync --once`: one full pass (cluster read with list calls, then exactly the controller's
+//! [`Syncer::sync`]), a summary on stdout, and an exit status that says whether every step
+//! succeeded: for CronJobs and CI.
+
+use std::time::{Duration, Instant};
+
+use super::plan::{render_service_account_actions, render_vault_actions, role_changes};
+use super::status;
+use super::style::{Style, stdout_style};
+use crate::app;
+use crate::cli::SyncArgs;
+use crate::error::Result;
+use crate::k8s::snapshot::ClusterSnapshot;
+use crate::settings::Settings;
+use crate::sync::{SyncReport, Syncer};
+
+/// What `sync` without `--once` answers: continuous syncing is the controller's job.
+pub const NEEDS_ONCE: &str = "`sync` runs one pass and needs --once; to keep Vault in sync \
+     continuously, run the controller instead (`vault-auth-kubernetes` or \
+     `vault-auth-kubernetes run`)";
+
+/// Checks the arguments before anything is connected.
+pub fn check_args(args: &SyncArgs) -> std::result::Result<(), &'static str> {
+    if args.once { Ok(()) } else { Err(NEEDS_ONCE) }
+}
+
+/// Reads the cluster and runs one pass.
+pub async fn sync_once(syncer: &Syncer) -> Result<SyncReport> {
+    let snapshot = ClusterSnapshot::fetch(&syncer.client, &syncer.settings.namespace).await?;
+    syncer.sync(&snapshot).await
+}
+
+/// Runs `sync --once`: 0 when every step succeeded, 1 when one failed. Vault or Kubernetes
+/// unreachable is an error (also 1).
+pub async fn run(settings: Settings) -> Result<u8> {
+    let path = format!("auth/{}", settings.mount.auth_path());
+    let parts = app::connect(settings).await?;
+    let started = Instant::now();
+    let report = sync_once(&parts.syncer).await?;
+    print!(
+        "{}",
+        render_summary(&report, &path, started.elapsed(), stdout_style())
+    );
+    Ok(if report.succeeded() {
+        status::SUCCESS
+    } else {
+        status::FAILURE
+    })
+}
+
+/// The summary of a pass: what was applied, what was skipped, what failed.
+pub fn render_summary(report: &SyncReport, path: &str, took: Duration, style: Style) -> String {
+    let plan = &report.plan;
+    let mut lines = render_vault_actions(
+        plan.enable_mount,
+        plan.write_config.as_ref(),
+        &role_changes(&plan.roles),
+        style,
+    );
+    lines.extend(render_service_account_actions(
+        &plan.service_accounts,
+        style,
+    ));
+    let seconds = format!("{:.1}s", took.as_secs_f64());
+    let mut out = if report.succeeded() {
+        style.bold(&format!("Synced {path} in {seconds}."))
+    } else {
+        style.removed(&format!(
+            "Sync of {path} failed: {} step(s) failed ({seconds}).",
+            report.failures.len()
+        ))
+    };
+    out.push('\n');
+    if lines.is_empty() {
+        out += "Nothing to change: Vault and Kubernetes already matched the ConfigMap.\n";
+    } else {
+        out += if report.succeeded() {
+            "Changes:\n"
+        } else {
+            "Changes attempted (see the failed steps below):\n"
+        };
+        for line in lines {
+            out += &format!("  {line}\n");
+        }
+    }
+    for note in &plan.notes {
+        out += &format!("note: {note}\n");
+    }
+    if report.invalid_entries > 0 {
+        out += &format!(
+            "{} invalid entr{} skipped: their Vault roles and ServiceAccounts were left as they \
+             are (details: `vault-auth-kubernetes validate` or the ConfigMap's Events).\n",
+            report.invalid_entries,
+            if report.invalid_entries == 1 {
+                "y"
+            } else {
+                "ies"
+            }
+        );
+    }
+    if !report.failures.is_empty() {
+        out += &style.removed("Failed steps:");
+        out.push('\n');
+        for failure in &report.failures {
+            out += &format!("  {failure}\n");
+        }
+    }
+    out
+}
