@@ -200,13 +200,6 @@ pub fn render_text(reports: &[FileReport]) -> String {
                     );
                 }
                 for cm in found {
-                    for f in &cm.findings {
-                        let severity = match f.finding.severity {
-                            Severity::Error => "error",
-                            Severity::Warning => "warning",
-                        };
-                        out += &format!("{file}:{}: {severity}: {}\n", f.line, f.finding);
-                    }
                     let name = match &cm.namespace {
                         Some(ns) => format!("{ns}/{ROLES_CONFIGMAP}"),
                         None => ROLES_CONFIGMAP.to_string(),
@@ -226,6 +219,13 @@ pub fn render_text(reports: &[FileReport]) -> String {
                         cm.entries,
                         if cm.entries == 1 { "y" } else { "ies" }
                     );
+                    for f in &cm.findings {
+                        let severity = match f.finding.severity {
+                            Severity::Error => "error",
+                            Severity::Warning => "warning",
+                        };
+                        out += &format!("{file}:{}: {severity}: {}\n", f.line, f.finding);
+                    }
                     configmaps += 1;
                     entries += cm.entries;
                     rejected += cm.rejected.len();

@@ -1,0 +1,159 @@
+//! Helpers of the operator-command tests: run the built binary against the test environment
+//! of `tests/support` (OpenBao + emulator), and capture what Vault and Kubernetes hold.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::api::{Api, ListParams};
+use serde_json::Value;
+
+use crate::support::{AUTH_PATH, Env, MOUNT, NAMESPACE};
+
+/// What a run of the binary left.
+#[derive(Debug)]
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The stdout as JSON (for `--output json`).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+}
+
+/// Runs `vault-auth-kubernetes ARGS` configured for `env` through environment variables (as the
+/// Helm chart does), with stdin closed (no terminal) and nothing else of this process's
+/// environment.
+pub async fn vak(env: &Env, args: &[&str]) -> Run {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vault-auth-kubernetes"))
+        .args(args)
+        .env_clear()
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("VAK_VAULT_HOST", env.bao.addr())
+        .env("VAK_VAULT_MOUNT", MOUNT)
+        .env("VAK_VAULT_ROLE_ID", &env.creds.role_id)
+        .env("VAK_VAULT_SECRET_ID", &env.creds.secret_id)
+        .env("VAK_NAMESPACE", NAMESPACE)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run vault-auth-kubernetes");
+    let run = Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    // The secret-id is passed in; it must never come back out.
+    assert!(
+        !run.stdout.contains(&env.creds.secret_id) && !run.stderr.contains(&env.creds.secret_id),
+        "secret-id printed: {run:?}"
+    );
+    run
+}
+
+/// Everything Vault holds for the test mount, read as root: the `sys/auth` listing, the
+/// mount's config, and every role.
+pub async fn vault_state(env: &Env) -> Value {
+    let mounts = env.bao.request("GET", "sys/auth", None).await.body["data"].clone();
+    let config = env
+        .bao
+        .request("GET", &format!("auth/{AUTH_PATH}/config"), None)
+        .await;
+    let mut roles = serde_json::Map::new();
+    for name in env.vault_role_names().await {
+        roles.insert(
+            name.clone(),
+            env.vault_role(&name).await.unwrap_or(Value::Null),
+        );
+    }
+    serde_json::json!({
+        "sys/auth": mounts,
+        "config": [config.status, config.body["data"]],
+        "roles": roles,
+    })
+}
+
+/// The objects of the kinds the tool touches, by `kind namespace/name`: uid, resourceVersion,
+/// labels, annotations (and a ConfigMap's data).
+pub async fn cluster_state(env: &Env) -> BTreeMap<String, Value> {
+    let client = env.client();
+    let mut state = BTreeMap::new();
+    let lp = ListParams::default();
+    macro_rules! collect {
+        ($kind:ty, $name:literal, $extra:expr) => {
+            for o in Api::<$kind>::all(client.clone()).list(&lp).await.expect("list").items {
+                let m = &o.metadata;
+                let key = format!(
+                    "{} {}/{}",
+                    $name,
+                    m.namespace.clone().unwrap_or_default(),
+                    m.name.clone().unwrap_or_default()
+                );
+                let extra: Value = $extra(&o);
+                state.insert(
+                    key,
+                    serde_json::json!({
+                        "uid": m.uid, "resourceVersion": m.resource_version,
+                        "labels": m.labels, "annotations": m.annotations, "extra": extra,
+                    }),
+                );
+            }
+        };
+    }
+    collect!(ServiceAccount, "ServiceAccount", |_: &ServiceAccount| {
+        Value::Null
+    });
+    collect!(Secret, "Secret", |s: &Secret| serde_json::json!(s.type_));
+    collect!(
+        ClusterRoleBinding,
+        "ClusterRoleBinding",
+        |b: &ClusterRoleBinding| { serde_json::json!([b.role_ref, b.subjects]) }
+    );
+    collect!(
+        ClusterRole,
+        "ClusterRole",
+        |r: &ClusterRole| serde_json::json!(r.rules)
+    );
+    collect!(ConfigMap, "ConfigMap", |c: &ConfigMap| serde_json::json!(
+        c.data
+    ));
+    state
+}
+
+/// Keys present in `after` but not in `before`, and the other way round.
+pub fn added_and_removed(
+    before: &BTreeMap<String, Value>,
+    after: &BTreeMap<String, Value>,
+) -> (Vec<String>, Vec<String>) {
+    let added = after
+        .keys()
+        .filter(|k| !before.contains_key(*k))
+        .cloned()
+        .collect();
+    let removed = before
+        .keys()
+        .filter(|k| !after.contains_key(*k))
+        .cloned()
+        .collect();
+    (added, removed)
+}
+
+/// The Kubernetes writes the emulator counted, other than Events.
+pub fn writes_besides_events(env: &Env) -> Vec<(String, String, u16, u64)> {
+    env.kube
+        .counters()
+        .entries()
+        .into_iter()
+        .filter(|(verb, resource, ..)| {
+            ["create", "update", "patch", "delete", "deletecollection"].contains(&verb.as_str())
+                && resource != "events"
+        })
+        .collect()
+}
