@@ -26,6 +26,7 @@ mod ops;
 mod patch;
 mod protobuf;
 mod request;
+mod schema;
 mod selectors;
 mod server;
 mod status;

@@ -140,6 +140,7 @@ pub struct Query {
     pub field_manager: Option<String>,
     pub force: bool,
     pub include_object: Option<String>,
+    pub field_validation: Option<String>,
     pub propagation_policy: Option<String>,
 }
 
@@ -189,8 +190,9 @@ impl Query {
                 "fieldManager" => q.field_manager = Some(value),
                 "force" => q.force = truthy(&value),
                 "includeObject" => q.include_object = Some(value),
+                "fieldValidation" => q.field_validation = Some(value),
                 "propagationPolicy" => q.propagation_policy = Some(value),
-                // pretty, timeout, fieldValidation, gracePeriodSeconds... are
+                // pretty, timeout, gracePeriodSeconds... are
                 // accepted and do not change the answer.
                 _ => {}
             }

@@ -19,6 +19,7 @@ fn ctx<'a>(shared: &'a Shared, req: &'a ApiRequest) -> WriteCtx<'a> {
         user: Some(&req.user),
         manager: req.manager.clone(),
         dry_run: req.query.dry_run,
+        strict: req.query.field_validation.as_deref() == Some("Strict"),
     }
 }
 

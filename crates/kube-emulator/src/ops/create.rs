@@ -35,6 +35,7 @@ pub(super) fn create_owned(
     managed_fields: Option<Value>,
 ) -> Result<Arc<Value>, ApiError> {
     check_type_meta(kind, &mut obj)?;
+    crate::schema::prune_unknown(kind, &mut obj, ctx.strict)?;
     let mut obj = strategy::to_storage(kind, obj);
     let kind = storage_kind(kind);
 

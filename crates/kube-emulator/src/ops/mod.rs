@@ -29,6 +29,8 @@ pub(crate) struct WriteCtx<'a> {
     pub manager: String,
     /// `dryRun=All`: validate and answer, store nothing.
     pub dry_run: bool,
+    /// `fieldValidation=Strict`: refuse undeclared fields instead of dropping them.
+    pub strict: bool,
 }
 
 impl<'a> WriteCtx<'a> {
@@ -39,6 +41,7 @@ impl<'a> WriteCtx<'a> {
             user: None,
             manager: manager.to_string(),
             dry_run: false,
+            strict: false,
         }
     }
 }

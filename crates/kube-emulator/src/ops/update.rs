@@ -41,6 +41,7 @@ pub fn update(
     mut obj: Value,
 ) -> Result<Arc<Value>, ApiError> {
     check_type_meta(kind, &mut obj)?;
+    crate::schema::prune_unknown(kind, &mut obj, ctx.strict)?;
     let obj = strategy::to_storage(kind, obj);
     let kind = storage_kind(kind);
     if meta::name(&obj) != name {
@@ -142,6 +143,7 @@ pub fn patch(
             }
         };
         check_type_meta(kind, &mut patched)?;
+        crate::schema::prune_unknown(kind, &mut patched, ctx.strict)?;
         if meta::name(&patched) != name {
             return Err(name_mismatch(meta::name(&patched), name));
         }
@@ -183,6 +185,8 @@ fn apply_config(kind: &Kind, name: &str, body: &Value) -> Result<Value, ApiError
         }
     }
     check_type_meta(kind, &mut config)?;
+    // An applied configuration names only fields it means to own: unknown ones are an error.
+    crate::schema::prune_unknown(kind, &mut config, true)?;
     let config_name = meta::name(&config);
     if !config_name.is_empty() && config_name != name {
         return Err(name_mismatch(config_name, name));

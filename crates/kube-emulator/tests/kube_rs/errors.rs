@@ -178,3 +178,35 @@ async fn unauthenticated_requests_get_401() {
     );
     assert_eq!(emu.counters().get_code("list", "configmaps", 401), 1);
 }
+
+#[tokio::test]
+async fn undeclared_fields_are_dropped_or_refused() {
+    let emu = emulator().await;
+    let json = [("content-type", "application/json")];
+    let body = br#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "typo"}, "datas": {"a": "1"}}"#;
+    let path = "/api/v1/namespaces/default/configmaps";
+    let (code, status) = raw(
+        &emu,
+        "POST",
+        &format!("{path}?fieldValidation=Strict"),
+        &json,
+        body,
+    )
+    .await;
+    assert_eq!(
+        (code, status["message"].as_str()),
+        (
+            400,
+            Some(
+                "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: \
+                 strict decoding error: unknown field \"datas\""
+            )
+        )
+    );
+    let (code, created) = raw(&emu, "POST", path, &json, body).await;
+    assert_eq!(code, 201);
+    assert!(
+        created.get("datas").is_none(),
+        "dropped as decoding into a ConfigMap drops it"
+    );
+}
