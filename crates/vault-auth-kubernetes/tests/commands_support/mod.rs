@@ -58,6 +58,51 @@ pub async fn vak(env: &Env, args: &[&str]) -> Run {
     run
 }
 
+/// Runs `vault-auth-kubernetes ARGS` like [`vak`], but on a pseudo-terminal (util-linux
+/// `script`), typing `input`; `extra_env` adds variables (e.g. `NO_COLOR`). The terminal merges
+/// stdout and stderr and echoes the input.
+pub async fn vak_on_terminal(
+    env: &Env,
+    args: &[&str],
+    input: &str,
+    extra_env: &[(&str, &str)],
+) -> Run {
+    use tokio::io::AsyncWriteExt;
+    let command = std::iter::once(env!("CARGO_BIN_EXE_vault-auth-kubernetes"))
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = tokio::process::Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("VAK_VAULT_HOST", env.bao.addr())
+        .env("VAK_VAULT_MOUNT", MOUNT)
+        .env("VAK_VAULT_ROLE_ID", &env.creds.role_id)
+        .env("VAK_VAULT_SECRET_ID", &env.creds.secret_id)
+        .env("VAK_NAMESPACE", NAMESPACE)
+        .envs(extra_env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run `script` (util-linux; Debian package bsdutils) to get a terminal");
+    // Kept open until the program ends: `script` ends the session at the end of its input.
+    let mut stdin = child.stdin.take().expect("stdin pipe");
+    stdin
+        .write_all(input.as_bytes())
+        .await
+        .expect("type the input");
+    let out = child.wait_with_output().await.expect("wait for script");
+    drop(stdin);
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Everything Vault holds for the test mount, read as root: the `sys/auth` listing, the
 /// mount's config, and every role.
 pub async fn vault_state(env: &Env) -> Value {
@@ -97,11 +142,15 @@ pub async fn cluster_state(env: &Env) -> BTreeMap<String, Value> {
                     m.name.clone().unwrap_or_default()
                 );
                 let extra: Value = $extra(&o);
+                // An emptied map (e.g. after the last annotation was removed) is no map.
+                let empty = |m: &Option<BTreeMap<String, String>>| m.as_ref().is_none_or(|m| m.is_empty());
+                let labels = if empty(&m.labels) { None } else { m.labels.clone() };
+                let annotations = if empty(&m.annotations) { None } else { m.annotations.clone() };
                 state.insert(
                     key,
                     serde_json::json!({
                         "uid": m.uid, "resourceVersion": m.resource_version,
-                        "labels": m.labels, "annotations": m.annotations, "extra": extra,
+                        "labels": labels, "annotations": annotations, "extra": extra,
                     }),
                 );
             }
@@ -125,6 +174,18 @@ pub async fn cluster_state(env: &Env) -> BTreeMap<String, Value> {
         c.data
     ));
     state
+}
+
+/// The objects that differ between two states, one line each (empty when equal).
+pub fn state_diff(
+    before: &BTreeMap<String, Value>,
+    after: &BTreeMap<String, Value>,
+) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    keys.into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| format!("{k}: {:?} -> {:?}", before.get(k), after.get(k)))
+        .collect()
 }
 
 /// Keys present in `after` but not in `before`, and the other way round.
