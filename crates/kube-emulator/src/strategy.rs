@@ -170,6 +170,43 @@ pub fn prepare_update(kind: &Kind, old: &Value, new: &mut Value) -> Result<(), A
     invalid(kind, new, errors)
 }
 
+/// Top-level collections Kubernetes' types mark `omitempty`: an empty one is not served.
+const OMITTED_WHEN_EMPTY: &[&str] = &[
+    "data",
+    "binaryData",
+    "stringData",
+    "secrets",
+    "imagePullSecrets",
+    "subjects",
+];
+
+/// Drops what Kubernetes' typed encoding never serves: empty or null metadata fields (labels,
+/// annotations, finalizers, ownerReferences... are all `omitempty`), null top-level fields, and
+/// empty `omitempty` collections. So `{"annotations": {}}` left by removing the last annotation
+/// reads back as no annotations, as it does from a real apiserver.
+pub fn normalize(obj: &mut Value) {
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    if let Some(md) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+        md.retain(|_, v| !is_empty(v));
+    }
+    map.retain(|k, v| {
+        // Role rules are not omitempty: Kubernetes serves `"rules": null`.
+        !(v.is_null() && k != "rules") && !(OMITTED_WHEN_EMPTY.contains(&k.as_str()) && is_empty(v))
+    });
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
 fn set_namespace_name_label(obj: &mut Value) {
     let name = meta::name(obj).to_string();
     let md = meta::metadata_mut(obj);
@@ -475,6 +512,22 @@ mod tests {
                 .unwrap_err()
                 .message
                 .contains("subjects[0].namespace")
+        );
+    }
+
+    #[test]
+    fn empty_omitempty_fields_are_not_served() {
+        let mut o = json!({
+            "metadata": {"name": "a", "annotations": {}, "labels": {"k": "v"}, "finalizers": [], "generateName": ""},
+            "data": {},
+            "immutable": null,
+            "rules": null,
+            "type": "Opaque"
+        });
+        normalize(&mut o);
+        assert_eq!(
+            o,
+            json!({"metadata": {"name": "a", "labels": {"k": "v"}}, "rules": null, "type": "Opaque"})
         );
     }
 

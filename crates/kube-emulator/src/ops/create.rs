@@ -134,6 +134,7 @@ pub(super) fn create_owned(
     if kind.namespaced {
         check_namespace_open(ctx, kind, &explicit_name, &namespace)?;
     }
+    strategy::normalize(&mut obj);
     match managed_fields {
         Some(managed) => {
             meta::metadata_mut(&mut obj).insert("managedFields".into(), managed);
@@ -147,6 +148,7 @@ pub(super) fn create_owned(
         ),
     }
     strategy::prepare_create(kind, &mut obj)?;
+    strategy::normalize(&mut obj);
 
     let mut attempts = if explicit_name.is_empty() {
         GENERATE_NAME_ATTEMPTS

@@ -296,6 +296,7 @@ pub(super) fn finish_update(
         }
     }
     strategy::prepare_update(kind, old, &mut new)?;
+    strategy::normalize(&mut new);
     if kind.generation && spec_changed(old, &new) {
         let generation = meta::metadata(old)
             .get("generation")

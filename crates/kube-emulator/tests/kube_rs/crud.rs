@@ -520,3 +520,29 @@ async fn strategic_merge_and_json_patches() {
     assert_eq!(patched.secrets.unwrap().len(), 1);
     assert_eq!(patched.metadata.labels.unwrap()["k"], "v");
 }
+
+#[tokio::test]
+async fn emptied_maps_read_back_absent() {
+    let emu = emulator().await;
+    let cms = Api::<ConfigMap>::namespaced(emu.client(), "default");
+    let annotated = ConfigMap {
+        metadata: ObjectMeta {
+            annotations: Some([("a".to_string(), "1".to_string())].into()),
+            ..meta("emptied")
+        },
+        data: Some([("k".to_string(), "v".to_string())].into()),
+        ..Default::default()
+    };
+    cms.create(&PostParams::default(), &annotated)
+        .await
+        .unwrap();
+    let cleared =
+        Patch::Merge(json!({"metadata": {"annotations": {"a": null}}, "data": {"k": null}}));
+    let patched = cms
+        .patch("emptied", &PatchParams::default(), &cleared)
+        .await
+        .unwrap();
+    // Kubernetes' types omit empty maps, so the fields are gone rather than `{}`.
+    assert_eq!(patched.metadata.annotations, None);
+    assert_eq!(patched.data, None);
+}
