@@ -193,7 +193,9 @@ pub fn normalize(obj: &mut Value) {
     }
     map.retain(|k, v| {
         // Role rules are not omitempty: Kubernetes serves `"rules": null`.
-        !(v.is_null() && k != "rules") && !(OMITTED_WHEN_EMPTY.contains(&k.as_str()) && is_empty(v))
+        let null = v.is_null() && k != "rules";
+        let omitted = OMITTED_WHEN_EMPTY.contains(&k.as_str()) && is_empty(v);
+        !(null || omitted)
     });
 }
 
