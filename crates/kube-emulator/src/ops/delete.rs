@@ -51,6 +51,9 @@ pub enum DeleteOutcome {
 
 const DELETE_ATTEMPTS: usize = 5;
 
+/// Namespaces the NamespaceLifecycle admission plugin never lets go.
+const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
 /// Deletes an object of `kind`.
 pub fn delete(
     ctx: &WriteCtx<'_>,
@@ -150,6 +153,13 @@ fn start_namespace_deletion(
     old: &Arc<Value>,
 ) -> Result<DeleteOutcome, ApiError> {
     let name = meta::name(old);
+    if IMMORTAL_NAMESPACES.contains(&name) {
+        return Err(ApiError::forbidden(
+            format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+            Some(kind),
+            name,
+        ));
+    }
     if meta::is_deleting(old) {
         return Err(ApiError::conflict(
             kind,

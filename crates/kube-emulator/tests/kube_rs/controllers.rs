@@ -28,6 +28,18 @@ async fn namespaces_get_defaults_and_delete_their_contents() {
     for builtin in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         namespaces.get(builtin).await.expect(builtin);
     }
+    let e = status(
+        namespaces
+            .delete("kube-system", &DeleteParams::default())
+            .await,
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            403,
+            "namespaces \"kube-system\" is forbidden: this namespace may not be deleted"
+        )
+    );
     namespaces
         .create(
             &PostParams::default(),
