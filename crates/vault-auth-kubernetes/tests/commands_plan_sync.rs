@@ -9,7 +9,9 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use commands_support::{added_and_removed, cluster_state, vak, vault_state, writes_besides_events};
+use commands_support::{
+    added_and_removed, cluster_state, vak, vak_with, vault_state, writes_besides_events,
+};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams};
 use serde_json::{Value, json};
@@ -323,4 +325,30 @@ async fn unreachable_vault_is_an_error() {
         );
     }
     assert_eq!(writes_besides_events(&env), vec![]);
+}
+
+/// Unreachable Kubernetes API: plan and sync --once fail with status 1 and say why; Vault is
+/// left as it was (the mount is checked, nothing is enabled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_kubernetes_is_an_error() {
+    let env = Env::start().await;
+    let kubeconfig = std::fs::read_to_string(&env.kubeconfig).unwrap();
+    let dead = kubeconfig.replace(
+        &env.kube.url().trim_end_matches('/').to_string(),
+        "https://127.0.0.1:1",
+    );
+    assert_ne!(dead, kubeconfig, "the kubeconfig names the emulator's URL");
+    let path = env.dir.path().join("dead-kubeconfig");
+    std::fs::write(&path, dead).unwrap();
+    let vault_before = vault_state(&env).await;
+    for args in [&["plan"][..], &["sync", "--once"]] {
+        let run = vak_with(&env, args, &[("KUBECONFIG", path.to_str().unwrap())]).await;
+        assert_eq!(run.status, 1, "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains("error: kubernetes:"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(vault_state(&env).await, vault_before);
 }

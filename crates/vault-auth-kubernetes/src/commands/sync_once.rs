@@ -107,3 +107,93 @@ pub fn render_summary(report: &SyncReport, path: &str, took: Duration, style: St
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::desired::ServiceAccountRef;
+    use crate::plan::{ConfigChange, Plan, RoleAction, ServiceAccountAction};
+    use crate::roles::FieldChange;
+
+    fn report(failures: Vec<String>) -> SyncReport {
+        let body = json!({"token_policies": ["a", "b"]})
+            .as_object()
+            .unwrap()
+            .clone();
+        SyncReport {
+            plan: Plan {
+                enable_mount: false,
+                write_config: Some(ConfigChange {
+                    reasons: vec!["Vault holds no config".into()],
+                }),
+                roles: vec![
+                    RoleAction::Update {
+                        name: "web".into(),
+                        body,
+                        changes: vec![FieldChange {
+                            field: "token_policies".into(),
+                            from: json!(["a"]),
+                            to: json!(["a", "b"]),
+                        }],
+                    },
+                    RoleAction::Delete { name: "old".into() },
+                ],
+                service_accounts: vec![ServiceAccountAction::Create {
+                    sa: ServiceAccountRef {
+                        namespace: "team-a".into(),
+                        name: "web".into(),
+                    },
+                    roles: BTreeSet::from(["web".to_string()]),
+                }],
+                notes: vec!["role \"x\" left as it is: its ConfigMap entry is rejected".into()],
+            },
+            failures,
+            invalid_entries: 1,
+            bound_names: vec!["web".into()],
+        }
+    }
+
+    #[test]
+    fn summary_of_a_successful_pass() {
+        let text = render_summary(
+            &report(vec![]),
+            "auth/kubernetes/prod/eu1",
+            Duration::from_millis(1234),
+            Style::default(),
+        );
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn summary_of_a_failed_pass_lists_the_failures() {
+        let failed =
+            vec!["role web: vault: write_role failed with HTTP 403: permission denied".into()];
+        let text = render_summary(&report(failed), "p", Duration::ZERO, Style::default());
+        assert!(
+            text.starts_with("Sync of p failed: 1 step(s) failed (0.0s).\n"),
+            "{text}"
+        );
+        assert!(text.contains("Changes attempted"), "{text}");
+        assert!(text.ends_with("Failed steps:\n  role web: vault: write_role failed with HTTP 403: permission denied\n"), "{text}");
+    }
+
+    #[test]
+    fn nothing_to_do() {
+        let empty = SyncReport::default();
+        let text = render_summary(&empty, "p", Duration::ZERO, Style::default());
+        assert_eq!(
+            text,
+            "Synced p in 0.0s.\nNothing to change: Vault and Kubernetes already matched the ConfigMap.\n"
+        );
+    }
+
+    #[test]
+    fn sync_needs_once() {
+        assert_eq!(check_args(&SyncArgs { once: true }), Ok(()));
+        assert_eq!(check_args(&SyncArgs { once: false }), Err(NEEDS_ONCE));
+    }
+}

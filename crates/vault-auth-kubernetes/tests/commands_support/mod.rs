@@ -32,6 +32,11 @@ impl Run {
 /// Helm chart does), with stdin closed (no terminal) and nothing else of this process's
 /// environment.
 pub async fn vak(env: &Env, args: &[&str]) -> Run {
+    vak_with(env, args, &[]).await
+}
+
+/// [`vak`] with more environment variables, or other values for its own.
+pub async fn vak_with(env: &Env, args: &[&str], extra_env: &[(&str, &str)]) -> Run {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vault-auth-kubernetes"))
         .args(args)
         .env_clear()
@@ -41,6 +46,7 @@ pub async fn vak(env: &Env, args: &[&str]) -> Run {
         .env("VAK_VAULT_ROLE_ID", &env.creds.role_id)
         .env("VAK_VAULT_SECRET_ID", &env.creds.secret_id)
         .env("VAK_NAMESPACE", NAMESPACE)
+        .envs(extra_env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .await
