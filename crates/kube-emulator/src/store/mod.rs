@@ -4,6 +4,8 @@
 //! watch sees events in resourceVersion order with no gap between replay and live events).
 
 pub mod events;
+mod lookup;
+mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,6 +14,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 
 pub use events::{Event, EventType, TooOld};
+pub use watch::WatchFrom;
 
 use crate::meta;
 
@@ -24,28 +27,6 @@ pub enum StoreError {
     AlreadyExists,
     #[error("resourceVersion precondition failed")]
     Conflict,
-}
-
-/// Where a watch starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WatchFrom {
-    /// Synthetic ADDED events for every current object, then live events (resourceVersion unset
-    /// or "0", as Kubernetes serves it).
-    InitialState,
-    /// Events after this resourceVersion.
-    Version(u64),
-}
-
-/// An open watch: what to send first, then the live feed.
-pub struct Subscription {
-    /// Current objects to send as ADDED (InitialState only).
-    pub initial: Vec<Arc<Value>>,
-    /// Retained events after the requested version.
-    pub replay: Vec<Arc<Event>>,
-    /// Events committed after subscribing.
-    pub live: mpsc::Receiver<Arc<Event>>,
-    /// The store's resourceVersion when the watch was opened.
-    pub opened_at: u64,
 }
 
 /// One page of a list.
@@ -382,53 +363,6 @@ impl Store {
         Ok(last)
     }
 
-    /// Opens a watch on a resource (in one namespace or all).
-    pub fn watch(
-        &self,
-        resource: &'static str,
-        namespace: Option<&str>,
-        from: WatchFrom,
-    ) -> Result<Subscription, TooOld> {
-        let mut inner = self.lock();
-        let (initial, replay) = match from {
-            WatchFrom::InitialState => {
-                let table = inner.objects.get(resource);
-                let initial = table
-                    .map(|t| {
-                        t.iter()
-                            .filter(|(k, _)| namespace.is_none_or(|ns| k.0 == ns))
-                            .map(|(_, v)| v.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (initial, Vec::new())
-            }
-            WatchFrom::Version(rv) => {
-                let replay = inner
-                    .log
-                    .since(rv)?
-                    .into_iter()
-                    .filter(|e| {
-                        e.resource == resource && namespace.is_none_or(|ns| e.namespace == ns)
-                    })
-                    .collect();
-                (Vec::new(), replay)
-            }
-        };
-        let (tx, live) = mpsc::channel(self.watcher_buffer);
-        inner.watchers.push(WatcherSlot {
-            resource,
-            namespace: namespace.map(str::to_string),
-            tx,
-        });
-        Ok(Subscription {
-            initial,
-            replay,
-            live,
-            opened_at: inner.rv,
-        })
-    }
-
     /// Objects whose ownerReferences name the owner with this uid.
     pub fn dependents(&self, owner_uid: &str) -> Vec<Dependent> {
         let inner = self.lock();
@@ -439,43 +373,12 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// Ends every open watch (their clients see the stream end and re-watch).
-    pub fn close_watches(&self) {
-        self.lock().watchers.clear();
-    }
-
-    /// Number of open watches.
-    #[cfg(test)]
-    pub fn watch_count(&self) -> usize {
-        let mut inner = self.lock();
-        inner.watchers.retain(|w| !w.tx.is_closed());
-        inner.watchers.len()
-    }
-
     /// Names of namespaces currently terminating.
     pub fn terminating_namespaces(&self) -> Vec<String> {
         let inner = self.lock();
         let mut v: Vec<String> = inner.terminating.iter().cloned().collect();
         v.sort();
         v
-    }
-}
-
-/// Lets the auth module read bindings, roles, ServiceAccounts and Secrets.
-impl crate::auth::ObjectLookup for Store {
-    fn get(&self, resource: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
-        let kind = crate::kinds::for_storage(resource)?;
-        Store::get(self, kind.storage_key(), namespace.unwrap_or(""), name).map(|o| (*o).clone())
-    }
-
-    fn list(&self, resource: &str, namespace: Option<&str>) -> Vec<Value> {
-        let Some(kind) = crate::kinds::for_storage(resource) else {
-            return Vec::new();
-        };
-        Store::list(self, kind.storage_key(), namespace)
-            .into_iter()
-            .map(|o| (*o).clone())
-            .collect()
     }
 }
 
