@@ -36,7 +36,7 @@ use crate::names::{
 use crate::sync::Syncer;
 
 /// Quiet time after a wake-up before a pass starts, so a burst of events costs one pass.
-pub const DEBOUNCE: Duration = Duration::from_millis(200);
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
 /// First and last delay of the retry backoff after a failed pass.
 pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
