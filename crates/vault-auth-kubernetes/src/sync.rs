@@ -31,7 +31,7 @@ use crate::plan::{
     DesiredConfig, MountState, Observed, ObservedConfig, Plan, PlanError, PlanInput, RoleAction,
     ServiceAccountAction, plan,
 };
-use crate::roles::{RoleSet, Severity, parse_roles};
+use crate::roles::{Finding, RoleSet, Severity, parse_roles};
 use crate::secret::Secret as SecretString;
 use crate::settings::Settings;
 use crate::vault::{KubernetesConfigWrite, VaultClient};
@@ -63,6 +63,16 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// Everything validation found: the entries' errors and warnings, then the ServiceAccount
+    /// warnings (e.g. a name pattern that cannot be created).
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.roles.iter().flat_map(|r| r.findings.iter()).chain(
+            self.desired_service_accounts
+                .iter()
+                .flat_map(|d| d.findings.iter()),
+        )
+    }
+
     /// The plan for this observation; `scope` is what the config fingerprint covers besides the
     /// config (see [`Syncer::fingerprint_scope`]).
     pub fn plan(&self, mount: &str, scope: &str) -> Result<Plan> {
@@ -403,17 +413,7 @@ impl Syncer {
         report: &SyncReport,
     ) {
         let mut conditions = BTreeSet::new();
-        let findings = observation
-            .roles
-            .iter()
-            .flat_map(|r| r.findings.iter())
-            .chain(
-                observation
-                    .desired_service_accounts
-                    .iter()
-                    .flat_map(|d| d.findings.iter()),
-            );
-        for finding in findings {
+        for finding in observation.findings() {
             match finding.severity {
                 Severity::Error => {
                     error!(key = %finding.key, field = finding.field.as_deref().unwrap_or(""), problem = %finding.message, "invalid role entry skipped; its Vault role is left as it is");

@@ -1,5 +1,7 @@
 //! Logging setup: `tracing` with an env-filter, as text or JSON lines.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
@@ -12,8 +14,10 @@ pub fn init(level: &str, format: LogFormat) -> Result<()> {
         setting: "--log-level (env VAK_LOG_LEVEL)".to_string(),
         message: format!("{level:?}: {e}"),
     })?;
+    // Colour only for a person at a terminal, not in CI logs or log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder.try_init(),

@@ -114,17 +114,7 @@ impl PlanReport {
             change.reasons.push(reason.to_string());
         }
         let roles = role_changes(&plan.roles);
-        let findings: Vec<&Finding> = observation
-            .roles
-            .iter()
-            .flat_map(|r| r.findings.iter())
-            .chain(
-                observation
-                    .desired_service_accounts
-                    .iter()
-                    .flat_map(|d| d.findings.iter()),
-            )
-            .collect();
+        let findings: Vec<&Finding> = observation.findings().collect();
         let pick = |error: bool| -> Vec<Finding> {
             findings
                 .iter()
