@@ -4,7 +4,9 @@
 
 use http::Method;
 
-use crate::kinds::{self, Kind};
+use crate::kinds::{self, Kind, NameRule};
+use crate::selectors::{self, LabelSelector};
+use crate::validation::name_problems;
 
 /// What a request path addresses.
 #[derive(Debug)]
@@ -217,6 +219,26 @@ pub fn verb(method: &Method, target: &Target, query: &Query) -> Option<&'static 
     })
 }
 
+/// The object name a list or watch of a collection is authorized for, derived as kube-apiserver
+/// derives its request attributes: a `fieldSelector` that pins `metadata.name` (see
+/// [`selectors::pinned_name`]) makes the request one for that name, so a rule with
+/// `resourceNames` can allow it. As in Kubernetes the name counts only if it is a valid path
+/// segment and the query decodes as list options (a malformed `labelSelector` drops it), and
+/// never for the deprecated `/watch/` path prefix, whose verb comes from the path.
+pub fn selected_name(verb: &str, target: &Target, query: &Query) -> Option<String> {
+    if !matches!(verb, "list" | "watch") || target.name.is_some() || target.watch_prefix {
+        return None;
+    }
+    let labels = query.label_selector.as_deref().unwrap_or_default();
+    if LabelSelector::parse(labels).is_err() {
+        return None;
+    }
+    let name = selectors::pinned_name(query.field_selector.as_deref()?)?;
+    name_problems(NameRule::PathSegment, &name)
+        .is_empty()
+        .then_some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +324,52 @@ mod tests {
             Some("deletecollection")
         );
         assert_eq!(verb(&Method::OPTIONS, &t, &Query::default()), None);
+    }
+
+    #[test]
+    fn field_selected_names_of_lists_and_watches() {
+        let collection = target("/api/v1/namespaces/a/configmaps");
+        let query = |q: &str| Query::parse(Some(q)).unwrap();
+        let name = |verb: &str, t: &Target, q: &str| selected_name(verb, t, &query(q));
+        let pinned = "fieldSelector=metadata.name%3Dx";
+        assert_eq!(name("list", &collection, pinned).as_deref(), Some("x"));
+        assert_eq!(
+            name(
+                "watch",
+                &collection,
+                "watch=1&fieldSelector=metadata.name%3D%3Dx"
+            )
+            .as_deref(),
+            Some("x")
+        );
+        assert_eq!(
+            name(
+                "list",
+                &collection,
+                "fieldSelector=metadata.name%3Dx%2Cmetadata.namespace%3Da"
+            )
+            .as_deref(),
+            Some("x")
+        );
+        for (verb, q) in [
+            ("list", ""),
+            ("list", "fieldSelector=metadata.name%21%3Dx"),
+            ("list", "fieldSelector=metadata.namespace%3Da"),
+            // Not a valid path segment, or list options that do not decode.
+            ("list", "fieldSelector=metadata.name%3D.."),
+            ("list", "fieldSelector=metadata.name%3Da%25b"),
+            (
+                "list",
+                "fieldSelector=metadata.name%3Dx&labelSelector=a%20in%20b",
+            ),
+            // Only lists and watches; deletecollection is not narrowed by a selector.
+            ("deletecollection", pinned),
+        ] {
+            assert_eq!(name(verb, &collection, q), None, "{verb} ?{q}");
+        }
+        let prefixed = target("/api/v1/watch/namespaces/a/configmaps");
+        assert_eq!(name("watch", &prefixed, pinned), None);
+        let named = target("/api/v1/namespaces/a/configmaps/y");
+        assert_eq!(name("watch", &named, pinned), None);
     }
 }

@@ -225,6 +225,74 @@ impl FieldSelector {
     }
 }
 
+/// The name a field selector pins, read as kube-apiserver reads it when it derives a list's or
+/// watch's request attributes for authorization (apimachinery's `fields.ParseSelector(s)
+/// .RequiresExactMatch("metadata.name")`): the value of a `metadata.name=` or `metadata.name==`
+/// term. Parsed as apimachinery parses any field selector, whatever the kind: terms split at
+/// unescaped commas and sorted, each split at its first operator (`!=`, `==`, `=`), nothing
+/// trimmed, values unescaped (`\\`, `\,`, `\=`; any other escape, or a bare `,` or `=`, fails).
+/// A selector that fails to parse pins nothing; of several name terms the first in sorted
+/// order counts, as in Kubernetes.
+pub fn pinned_name(selector: &str) -> Option<String> {
+    let mut terms = split_unescaped_commas(selector);
+    terms.sort_unstable();
+    let mut pinned = None;
+    for term in terms.into_iter().filter(|t| !t.is_empty()) {
+        let (field, op, value) = split_term(term)?;
+        let value = unescape_value(value)?;
+        if pinned.is_none() && field == "metadata.name" && op != "!=" {
+            pinned = Some(value);
+        }
+    }
+    pinned
+}
+
+fn split_unescaped_commas(s: &str) -> Vec<&str> {
+    let mut terms = Vec::new();
+    let (mut start, mut escaped) = (0, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' => {
+                terms.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    terms.push(&s[start..]);
+    terms
+}
+
+/// Splits a term at the first position where an operator starts.
+fn split_term(term: &str) -> Option<(&str, &'static str, &str)> {
+    term.char_indices().find_map(|(i, _)| {
+        ["!=", "==", "="]
+            .into_iter()
+            .find(|op| term[i..].starts_with(op))
+            .map(|op| (&term[..i], op, &term[i + op.len()..]))
+    })
+}
+
+fn unescape_value(value: &str) -> Option<String> {
+    let mut out = String::with_capacity(value.len());
+    let mut escaped = false;
+    for c in value.chars() {
+        match c {
+            '\\' | ',' | '=' if escaped => {
+                out.push(c);
+                escaped = false;
+            }
+            _ if escaped => return None,
+            '\\' => escaped = true,
+            ',' | '=' => return None,
+            _ => out.push(c),
+        }
+    }
+    (!escaped).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,5 +359,34 @@ mod tests {
                 .unwrap()
                 .matches(&o)
         );
+    }
+
+    #[test]
+    fn pinned_names_follow_apimachinery() {
+        for (selector, want) in [
+            ("metadata.name=x", Some("x")),
+            ("metadata.name==x", Some("x")),
+            ("metadata.name!=x", None),
+            ("metadata.namespace=x", None),
+            ("", None),
+            (",metadata.name=x,", Some("x")),
+            // Any exact name term of a conjunction pins, as RequiresExactMatch finds it.
+            ("metadata.namespace=team,metadata.name=x", Some("x")),
+            // Terms are sorted before they are read: "metadata.name=a" sorts first.
+            ("metadata.name=b,metadata.name=a", Some("a")),
+            // Nothing is trimmed: the field is "metadata.name " here.
+            ("metadata.name =x", None),
+            ("metadata.name= x", Some(" x")),
+            // Escapes; a bare '=' or ',' in a value, or an unknown escape, fails the parse.
+            (r"metadata.name=a\,b", Some("a,b")),
+            (r"metadata.name=a\=b\\", Some(r"a=b\")),
+            ("metadata.name=a=b", None),
+            (r"metadata.name=a\x", None),
+            (r"metadata.name=a\", None),
+            // One term without an operator fails the whole selector.
+            ("metadata.name=x,bogus", None),
+        ] {
+            assert_eq!(pinned_name(selector).as_deref(), want, "{selector:?}");
+        }
     }
 }

@@ -124,7 +124,11 @@ fn classify(
                 resource: t.kind.plural.to_string(),
                 subresource: t.subresource.clone().unwrap_or_default(),
                 namespace: t.namespace.clone().unwrap_or_default(),
-                name: t.name.clone().unwrap_or_default(),
+                name: t
+                    .name
+                    .clone()
+                    .or_else(|| request::selected_name(verb, t, query))
+                    .unwrap_or_default(),
                 path: path.to_string(),
                 resource_request: true,
             },
@@ -359,6 +363,10 @@ mod tests {
             ("create", "serviceaccounts/token")
         );
         assert_eq!(c.attributes.subresource, "token");
+        let path = "/api/v1/namespaces/a/configmaps";
+        let pinned = Query::parse(Some("fieldSelector=metadata.name%3Dx")).unwrap();
+        let c = classify(&Method::GET, path, &request::route(path), &pinned).unwrap();
+        assert_eq!((c.verb.as_str(), c.attributes.name.as_str()), ("list", "x"));
         let c = classify(&Method::GET, "/version", &request::route("/version"), &q).unwrap();
         assert_eq!((c.verb.as_str(), c.resource.as_str()), ("get", "/version"));
         assert!(!c.attributes.resource_request);

@@ -14,6 +14,9 @@ use kube::discovery::Discovery;
 use kube_emulator::{Emulator, Options};
 use serde_json::{Value, json};
 
+#[path = "rbac/field_selectors.rs"]
+mod field_selectors;
+
 /// An emulator with RBAC on and a namespace `team` holding the ServiceAccount `worker`.
 async fn cluster() -> Emulator {
     let emulator = kube_emulator::start(Options {
