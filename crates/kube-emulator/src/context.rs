@@ -30,6 +30,15 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
 }
 
+impl Shared {
+    /// Unix seconds on the emulator's token clock: the real clock moved by the fault-injected
+    /// offset ([`crate::Faults::set_clock_offset`]). Everything that mints or checks tokens
+    /// reads it, so moving the clock expires tokens without waiting.
+    pub fn token_clock(&self) -> i64 {
+        crate::meta::unix_now().saturating_add(self.faults.clock_offset())
+    }
+}
+
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // No tokens or keys in Debug output.

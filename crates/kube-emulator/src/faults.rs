@@ -1,9 +1,10 @@
 //! Fault injection: fail the next N matching requests with a chosen status, add latency to every
-//! request, or end every open watch, so clients' retry and resume paths can be tested.
+//! request, end every open watch, or move the emulator's clock, so clients' retry and resume
+//! paths, and token expiry, can be tested.
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -23,6 +24,8 @@ struct Rule {
 pub(crate) struct FaultState {
     rules: Mutex<Vec<Rule>>,
     latency_micros: AtomicU64,
+    /// Seconds added to the real clock wherever tokens are minted or checked.
+    clock_offset_seconds: AtomicI64,
 }
 
 impl FaultState {
@@ -43,6 +46,15 @@ impl FaultState {
     /// The latency added to every request.
     pub fn latency(&self) -> Duration {
         Duration::from_micros(self.latency_micros.load(Ordering::Relaxed))
+    }
+
+    /// Seconds the emulator's token clock is ahead of the real clock (negative: behind).
+    pub fn clock_offset(&self) -> i64 {
+        self.clock_offset_seconds.load(Ordering::Relaxed)
+    }
+
+    fn set_clock_offset(&self, seconds: i64) {
+        self.clock_offset_seconds.store(seconds, Ordering::Relaxed);
     }
 
     fn add(&self, verb: &str, resource: &str, count: u32, status: u16) {
@@ -68,6 +80,7 @@ impl FaultState {
     fn clear(&self) {
         self.rules.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.latency_micros.store(0, Ordering::Relaxed);
+        self.clock_offset_seconds.store(0, Ordering::Relaxed);
     }
 }
 
@@ -102,7 +115,30 @@ impl Faults {
         self.shared.store.close_watches();
     }
 
-    /// Removes pending failures and latency.
+    /// Moves the emulator's clock `seconds` ahead of the real clock (negative: behind; zero:
+    /// back to the real clock), replacing any earlier offset.
+    ///
+    /// The moved clock is the "now" of everything that mints or checks ServiceAccount tokens:
+    /// TokenRequest (`iat`, `nbf`, `exp` and `status.expirationTimestamp`), the authentication of
+    /// every API request, and TokenReview. So a token can be made to expire without waiting:
+    /// mint one with the minimum lifetime (600 s), then move the clock past its `exp` plus
+    /// Kubernetes' 60 s leeway (`set_clock_offset(661)` or more) and it is refused (401 on API
+    /// requests, `authenticated: false` in TokenReview). Object timestamps (creationTimestamp,
+    /// deletionTimestamp), watch timeouts and bookmarks keep the real clock.
+    ///
+    /// A client that checks tokens against its own clock (OpenBao checks `iat`, `nbf` and `exp`
+    /// with 60 s of leeway before it asks TokenReview) sees the emulator's clock skewed by the
+    /// offset: tokens minted while the clock is ahead look issued in the future to it.
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.shared.faults.set_clock_offset(seconds);
+    }
+
+    /// The current clock offset in seconds (see [`Faults::set_clock_offset`]).
+    pub fn clock_offset(&self) -> i64 {
+        self.shared.faults.clock_offset()
+    }
+
+    /// Removes pending failures and latency, and puts the clock back to the real one.
     pub fn clear(&self) {
         self.shared.faults.clear();
     }
@@ -115,6 +151,7 @@ pub(crate) struct FaultRequest {
     fail_next: Option<FailNext>,
     latency_ms: Option<u64>,
     close_watches: Option<bool>,
+    clock_offset_seconds: Option<i64>,
     clear: Option<bool>,
 }
 
@@ -146,6 +183,10 @@ impl FaultRequest {
             faults.close_watches();
             did = true;
         }
+        if let Some(seconds) = self.clock_offset_seconds {
+            faults.set_clock_offset(seconds);
+            did = true;
+        }
         if self.clear == Some(true) {
             faults.clear();
             did = true;
@@ -153,7 +194,10 @@ impl FaultRequest {
         if did {
             Ok(())
         } else {
-            Err("expected one of failNext, latencyMs, closeWatches, clear".into())
+            Err(
+                "expected one of failNext, latencyMs, closeWatches, clockOffsetSeconds, clear"
+                    .into(),
+            )
         }
     }
 }
@@ -173,10 +217,13 @@ mod tests {
         assert_eq!(s.take("get", "configmaps"), None);
         s.set_latency(Duration::from_millis(5));
         assert_eq!(s.latency(), Duration::from_millis(5));
+        s.set_clock_offset(-30);
+        assert_eq!(s.clock_offset(), -30);
         s.add("get", "x", 1, 500);
         s.clear();
         assert_eq!(s.take("get", "x"), None);
         assert_eq!(s.latency(), Duration::ZERO);
+        assert_eq!(s.clock_offset(), 0);
     }
 
     #[test]
@@ -186,6 +233,9 @@ mod tests {
         )
         .unwrap();
         assert!(r.fail_next.is_some());
+        let r: FaultRequest = serde_json::from_str(r#"{"clockOffsetSeconds": -700}"#).unwrap();
+        assert_eq!(r.clock_offset_seconds, Some(-700));
+        assert!(serde_json::from_str::<FaultRequest>(r#"{"clockOffsetSeconds": 1.5}"#).is_err());
         assert!(serde_json::from_str::<FaultRequest>(r#"{"bogus": 1}"#).is_err());
     }
 }

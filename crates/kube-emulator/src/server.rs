@@ -20,7 +20,7 @@ use crate::context::Shared;
 use crate::handlers::{self, ApiRequest, Body, Output, error_response, json_response};
 use crate::request::{self, Query, Route};
 use crate::status::ApiError;
-use crate::{admin, discovery, impersonation, meta, openapi};
+use crate::{admin, discovery, impersonation, openapi};
 
 /// Largest request body accepted (the apiserver's limit is about 3 MiB).
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -212,7 +212,7 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<UserInfo, ApiErr
     let token = bearer(headers).ok_or_else(ApiError::unauthorized)?;
     shared
         .authn
-        .authenticate(token, &shared.store, meta::unix_now())
+        .authenticate(token, &shared.store, shared.token_clock())
         .map_err(|reason| {
             tracing::debug!(%reason, "authentication failed");
             ApiError::unauthorized()

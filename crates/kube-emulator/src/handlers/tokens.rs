@@ -71,7 +71,7 @@ pub fn token_request(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>
     if audiences.is_empty() {
         audiences = shared.issuer.api_audiences().to_vec();
     }
-    let now = meta::unix_now();
+    let now = shared.token_clock();
     let minted = shared.issuer.mint_bound(
         ns,
         name,
@@ -106,7 +106,9 @@ pub fn token_review(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>,
             "token is required for TokenReview in authentication",
         ));
     }
-    let mut reviewed = shared.authn.review(&body, &shared.store, meta::unix_now());
+    let mut reviewed = shared
+        .authn
+        .review(&body, &shared.store, shared.token_clock());
     reviewed["apiVersion"] = json!(kind.api_version());
     reviewed["kind"] = json!(kind.kind);
     if !reviewed.get("metadata").is_some_and(Value::is_object) {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 
-use crate::support::{emulator, raw, status};
+use crate::support::{emulator, post_faults, raw, status};
 
 #[tokio::test]
 async fn counters_count_by_verb_resource_and_code() {
@@ -56,43 +56,24 @@ async fn injected_failures_latency_and_http_control() {
         "Conflict"
     );
 
-    let json = [("content-type", "application/json")];
-    let (code, _) = raw(
-        &emu,
-        "POST",
-        "/emulator/faults",
-        &json,
-        br#"{"failNext": {"verb": "list", "resource": "configmaps", "count": 1, "status": 404}}"#,
-    )
-    .await;
-    assert_eq!(code, 200);
+    assert_eq!(
+        post_faults(
+            &emu,
+            r#"{"failNext": {"verb": "list", "resource": "configmaps", "count": 1, "status": 404}}"#
+        )
+        .await,
+        200
+    );
     assert_eq!(status(cms.list(&ListParams::default()).await).code, 404);
-    let (code, _) = raw(
-        &emu,
-        "POST",
-        "/emulator/faults",
-        &json,
-        br#"{"latencyMs": 300}"#,
-    )
-    .await;
-    assert_eq!(code, 200);
+    assert_eq!(post_faults(&emu, r#"{"latencyMs": 300}"#).await, 200);
     let t = Instant::now();
     cms.list(&ListParams::default()).await.unwrap();
     assert!(t.elapsed() >= Duration::from_millis(300));
-    let (code, _) = raw(
-        &emu,
-        "POST",
-        "/emulator/faults",
-        &json,
-        br#"{"clear": true}"#,
-    )
-    .await;
-    assert_eq!(code, 200);
+    assert_eq!(post_faults(&emu, r#"{"clear": true}"#).await, 200);
     let t = Instant::now();
     cms.list(&ListParams::default()).await.unwrap();
     assert!(t.elapsed() < Duration::from_millis(300));
-    let (code, _) = raw(&emu, "POST", "/emulator/faults", &json, br#"{"bogus": 1}"#).await;
-    assert_eq!(code, 400);
+    assert_eq!(post_faults(&emu, r#"{"bogus": 1}"#).await, 400);
 
     // Only the admin token may use the emulator endpoints.
     let other = emu.client_with_token("nope");

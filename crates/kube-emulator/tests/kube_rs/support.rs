@@ -70,3 +70,11 @@ pub async fn raw(
     let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     (code, json)
 }
+
+/// `POST /emulator/faults` with a JSON `body` as the admin; the response's status code.
+pub async fn post_faults(emu: &Emulator, body: &str) -> u16 {
+    let json = [("content-type", "application/json")];
+    raw(emu, "POST", "/emulator/faults", &json, body.as_bytes())
+        .await
+        .0
+}

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
-use crate::support::{emulator, status};
+use crate::support::{emulator, post_faults, status};
 
 async fn token(
     sas: &Api<ServiceAccount>,
@@ -162,4 +162,96 @@ async fn service_account_tokens_authenticate_requests() {
             .await,
     );
     assert_eq!(e.code, 401);
+}
+
+/// The claims of a JWT (not verified: the emulator issued it).
+fn claims(jwt: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON payload")
+}
+
+fn unix_now() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    i64::try_from(since_epoch.as_secs()).expect("seconds fit i64")
+}
+
+/// Moving the emulator's clock (from the handle and over HTTP) expires tokens for API requests
+/// and TokenReview alike, mints tokens at the moved time, and `clear` puts the real clock back.
+#[tokio::test]
+async fn clock_offset_expires_tokens() {
+    let emu = emulator().await;
+    let client = emu.client();
+    let sas = Api::<ServiceAccount>::namespaced(client.clone(), "default");
+    let account: ServiceAccount =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "clock"}})).unwrap();
+    sas.create(&PostParams::default(), &account).await.unwrap();
+    let mint = |seconds| {
+        let sas = sas.clone();
+        async move {
+            let issued = token(&sas, "clock", vec![], Some(seconds)).await.unwrap();
+            issued.status.unwrap()
+        }
+    };
+    let works = |jwt: String| {
+        let client = emu.client_with_token(&jwt);
+        async move { client.apiserver_version().await.map(|_| ()) }
+    };
+    let authenticated = |jwt: String| {
+        let client = client.clone();
+        async move { review(client, &jwt, None).await.status.unwrap() }
+    };
+
+    let before = unix_now();
+    let short = mint(600).await.token;
+    let long = mint(3600).await.token;
+    let issued_at = claims(&short)["iat"].as_i64().unwrap();
+    assert!(issued_at >= before && issued_at <= unix_now());
+    assert_eq!(claims(&short)["exp"].as_i64(), Some(issued_at + 600));
+
+    // At the short token's expiry it is still inside Kubernetes' 60 s leeway.
+    emu.faults().set_clock_offset(600);
+    assert_eq!(emu.faults().clock_offset(), 600);
+    works(short.clone()).await.expect("within the leeway");
+    assert_eq!(authenticated(short.clone()).await.authenticated, Some(true));
+
+    // Past exp + leeway: 401 for requests, authenticated false in TokenReview.
+    let offset = r#"{"clockOffsetSeconds": 661}"#;
+    assert_eq!(post_faults(&emu, offset).await, 200);
+    assert_eq!(emu.faults().clock_offset(), 661);
+    let e = status(works(short.clone()).await);
+    assert_eq!((e.code, e.reason.as_str()), (401, "Unauthorized"));
+    let refused = authenticated(short.clone()).await;
+    assert_eq!(refused.authenticated, Some(false));
+    let error = refused.error.unwrap_or_default();
+    assert!(error.contains("expired"), "{error}");
+    works(long.clone())
+        .await
+        .expect("the 1 h token is still valid");
+    assert_eq!(authenticated(long).await.authenticated, Some(true));
+
+    // Tokens minted now are minted at the moved time.
+    let moved = mint(600).await;
+    let moved_iat = claims(&moved.token)["iat"].as_i64().unwrap();
+    assert!(
+        moved_iat >= before + 661,
+        "iat {moved_iat} is on the moved clock"
+    );
+    let expires = moved.expiration_timestamp.0.as_second();
+    assert_eq!(expires, moved_iat + 600);
+    works(moved.token.clone()).await.expect("fresh token");
+
+    // Back to the real clock: the short token is valid again, the one minted 661 s in the
+    // future is not valid yet.
+    assert_eq!(post_faults(&emu, r#"{"clear": true}"#).await, 200);
+    assert_eq!(emu.faults().clock_offset(), 0);
+    works(short).await.expect("valid on the real clock");
+    assert_eq!(status(works(moved.token.clone()).await).code, 401);
+    let early = authenticated(moved.token).await;
+    assert_eq!(early.authenticated, Some(false));
 }
