@@ -4,6 +4,7 @@
 //! Each scenario runs against a fresh emulator and a fresh `bao server -dev` (from
 //! `scripts/tools.sh`), with RBAC off and on, and with the reviewer's token from a TokenRequest
 //! and from a `kubernetes.io/service-account-token` Secret filled in by the token controller.
+//! Expiry is shown by moving the emulator's clock (`Faults::set_clock_offset`).
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
@@ -19,6 +20,10 @@ const SYSTEM: &str = "vault-system";
 const APPS: &str = "apps";
 /// Policies the `app` role grants.
 const POLICIES: [&str; 2] = ["app-read", "app-write"];
+/// The shortest TokenRequest lifetime Kubernetes accepts, in seconds.
+const MIN_LIFETIME: i64 = 600;
+/// Kubernetes' clock-skew leeway on `exp` and `nbf`, in seconds.
+const LEEWAY: i64 = 60;
 
 /// Where OpenBao's token reviewer JWT comes from.
 #[derive(Clone, Copy, Debug)]
@@ -110,12 +115,23 @@ impl Cluster {
             .expect("bind system:auth-delegator");
     }
 
-    /// A TokenRequest token for `namespace/name`.
+    /// A TokenRequest token for `namespace/name`, valid for an hour.
     async fn token(&self, namespace: &str, name: &str, audiences: &[&str]) -> String {
+        self.token_for(namespace, name, audiences, 3600).await
+    }
+
+    /// A TokenRequest token for `namespace/name`, valid for `seconds`.
+    async fn token_for(
+        &self,
+        namespace: &str,
+        name: &str,
+        audiences: &[&str],
+        seconds: i64,
+    ) -> String {
         let request = TokenRequest {
             spec: TokenRequestSpec {
                 audiences: audiences.iter().map(|a| a.to_string()).collect(),
-                expiration_seconds: Some(3600),
+                expiration_seconds: Some(seconds),
                 ..TokenRequestSpec::default()
             },
             ..TokenRequest::default()
@@ -416,4 +432,66 @@ async fn reviewer_needs_auth_delegator_with_rbac() {
     cluster
         .assert_login("app", &app_token, "app", &app_uid)
         .await;
+}
+
+/// An expired token is refused: OpenBao, whose own clock still finds the token valid, asks the
+/// emulator's TokenReview, which (its clock moved past exp + leeway) says no; the same token gets
+/// 401 from the API, while a token minted alongside it with a longer lifetime still logs in.
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_token_is_refused_by_review() {
+    let cluster = Cluster::start(true).await;
+    let reviewer = cluster
+        .reviewer_token("reviewer", ReviewerToken::TokenRequest)
+        .await;
+    cluster.configure(&reviewer).await;
+    cluster.role("app", &["app"], None).await;
+    let app_uid = cluster.uid(APPS, "app").await;
+    let short = cluster.token_for(APPS, "app", &[], MIN_LIFETIME).await;
+    let long = cluster.token(APPS, "app", &[]).await;
+    cluster.assert_login("app", &short, "app", &app_uid).await;
+
+    // At its expiry the token is still inside Kubernetes' leeway.
+    let faults = cluster.emulator.faults();
+    faults.set_clock_offset(MIN_LIFETIME);
+    cluster.assert_login("app", &short, "app", &app_uid).await;
+
+    // One second past exp + leeway it is refused, by TokenReview.
+    faults.set_clock_offset(MIN_LIFETIME + LEEWAY + 1);
+    cluster
+        .assert_review_refuses("app", &short, "expired token")
+        .await;
+    let status = match cluster
+        .emulator
+        .client_with_token(&short)
+        .apiserver_version()
+        .await
+    {
+        Err(kube::Error::Api(status)) => status,
+        other => panic!("an API request with the expired token must fail: {other:?}"),
+    };
+    assert_eq!((status.code, status.reason.as_str()), (401, "Unauthorized"));
+    cluster.assert_login("app", &long, "app", &app_uid).await;
+
+    // A token minted on the moved clock is issued 661 s in OpenBao's future: OpenBao refuses it
+    // by its own iat/nbf check, without asking TokenReview. On the real clock again, a fresh
+    // token logs in.
+    let skewed = cluster.token_for(APPS, "app", &[], MIN_LIFETIME).await;
+    let reviews = cluster.reviews(201);
+    assert_refused(
+        &cluster.login("app", &skewed).await,
+        "token from the future",
+    );
+    assert_eq!(
+        cluster.reviews(201),
+        reviews,
+        "OpenBao refused it by itself"
+    );
+    faults.clear();
+    let fresh = cluster.token_for(APPS, "app", &[], MIN_LIFETIME).await;
+    cluster.assert_login("app", &fresh, "app", &app_uid).await;
+    assert_eq!(
+        cluster.reviews(403),
+        0,
+        "the reviewer's own token stays valid"
+    );
 }
