@@ -76,11 +76,12 @@ async fn managed_sa_count(client: &kube::Client) -> usize {
         .map_or(0, |l| l.items.len())
 }
 
-fn peak_rss_mib(pid: u32) -> f64 {
+/// A memory figure of /proc/<pid>/status in MiB: `VmHWM` (peak) or `VmRSS` (now).
+fn rss_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
@@ -140,7 +141,10 @@ async fn run(namespaces: usize, roles: usize) {
         .env("VAK_NAMESPACE", "vault-auth")
         .env("VAK_ADMIN_PORT", "0")
         .env("VAK_RESYNC_INTERVAL", "5s")
-        .env("VAK_LOG_LEVEL", "warn")
+        .env(
+            "VAK_LOG_LEVEL",
+            std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -219,9 +223,16 @@ async fn run(namespaces: usize, roles: usize) {
         "steady state over 11 s (two resyncs): {non_watch} Kubernetes requests besides watches"
     );
     println!(
-        "peak memory (VmHWM) of the controller: {:.1} MiB",
-        peak_rss_mib(pid)
+        "memory of the controller: peak (VmHWM) {:.1} MiB, now (VmRSS) {:.1} MiB",
+        rss_mib(pid, "VmHWM:"),
+        rss_mib(pid, "VmRSS:")
     );
     let _ = child.kill();
     let _ = child.wait();
+    // BENCH_LOG=<filter> keeps the controller's log for a closer look.
+    if std::env::var_os("BENCH_LOG").is_some() {
+        let kept = testkit::workspace_root().join("target/scale-controller.log");
+        std::fs::copy(&log, &kept).unwrap();
+        println!("controller log: {}", kept.display());
+    }
 }

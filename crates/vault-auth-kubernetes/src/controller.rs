@@ -31,9 +31,9 @@ use crate::health::Health;
 use crate::k8s::snapshot::{ClusterSnapshot, ConfigMapState, ServiceAccountMeta, namespace_info};
 use crate::names::{
     MANAGED_ANNOTATION, MANAGED_SELECTOR, REVIEWER_SERVICE_ACCOUNT, REVIEWER_TOKEN_SECRET,
-    ROLES_CONFIGMAP,
+    ROLES_ANNOTATION, ROLES_CONFIGMAP,
 };
-use crate::sync::Syncer;
+use crate::sync::{Syncer, VaultRead};
 
 /// Quiet time after a wake-up before a pass starts, so a burst of events costs one pass.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -228,9 +228,27 @@ where
 {
     let (reader, writer) = reflector::store();
     let kind = K::kind(&K::DynamicType::default()).to_string();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let stream = watcher(api, config).default_backoff().modify(slim::<K>);
+    let stream = reflector::reflector(writer, stream);
     tasks.spawn(drive(stream, kind, watch, relevant));
     reader
+}
+
+/// Keeps only what the controller reads: managedFields are dropped from every cached object,
+/// and annotations from all but this tool's (kubectl's last-applied-configuration alone can be
+/// kilobytes per object). With thousands of namespaces and ServiceAccounts this is most of the
+/// cache's memory.
+fn slim<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.retain(|key, _| {
+            key == MANAGED_ANNOTATION
+                || key == ROLES_ANNOTATION
+                || key.starts_with("vault-auth-kubernetes/")
+                || key == "kubernetes.io/service-account.name"
+        });
+    }
 }
 
 async fn drive<K>(
@@ -312,6 +330,9 @@ pub async fn run(
     let resync = syncer.settings.resync_interval;
     let mut failures: u32 = 0;
     let mut next_resync = tokio::time::Instant::now() + resync;
+    // The first pass and every resync read Vault in full; a pass woken by a cluster change reuses
+    // what the last pass saw of Vault (see `VaultRead`).
+    let mut read = VaultRead::Full;
     loop {
         let leading = *leader.borrow_and_update();
         health.set_leader(leading);
@@ -334,7 +355,8 @@ pub async fn run(
         }
 
         let snapshot = stores.snapshot();
-        let outcome = syncer.sync(&snapshot).await;
+        let outcome = syncer.sync_with(&snapshot, read).await;
+        read = VaultRead::Cached;
         let retry_in = match outcome {
             Ok(report) => {
                 remember_bound_names(&bound, &report);
@@ -389,6 +411,7 @@ pub async fn run(
         }
         if tokio::time::Instant::now() >= next_resync {
             debug!("periodic resync");
+            read = VaultRead::Full;
             next_resync = tokio::time::Instant::now() + resync;
         }
     }

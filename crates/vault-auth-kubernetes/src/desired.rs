@@ -1,6 +1,6 @@
 //! The ServiceAccounts the roles ask for, given the cluster's namespaces. Pure.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use serde::Serialize;
@@ -54,12 +54,29 @@ pub fn desired_service_accounts(
     namespaces: &[NamespaceInfo],
 ) -> DesiredServiceAccounts {
     let mut desired = DesiredServiceAccounts::default();
+    // Exact names are looked up; only patterns and selectors scan every namespace, so a cluster
+    // with thousands of namespaces and roles stays cheap (one pass per cluster change).
+    let by_name: HashMap<&str, &NamespaceInfo> =
+        namespaces.iter().map(|ns| (ns.name.as_str(), ns)).collect();
     for role in roles.roles.values() {
-        let targets: BTreeSet<&str> = namespaces
+        let mut targets: BTreeSet<&str> = role
+            .namespaces
             .iter()
-            .filter(|ns| !ns.terminating && role_selects(role, ns))
+            .filter(|n| !n.contains('*'))
+            .filter_map(|n| by_name.get(n.as_str()))
+            .filter(|ns| !ns.terminating)
             .map(|ns| ns.name.as_str())
             .collect();
+        let scan =
+            role.namespace_selector.is_some() || role.namespaces.iter().any(|n| n.contains('*'));
+        if scan {
+            targets.extend(
+                namespaces
+                    .iter()
+                    .filter(|ns| !ns.terminating && role_selects(role, ns))
+                    .map(|ns| ns.name.as_str()),
+            );
+        }
         for name in &role.service_account_names {
             if name.contains('*') {
                 desired.findings.push(Finding::warning(

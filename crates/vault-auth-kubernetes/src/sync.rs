@@ -4,7 +4,7 @@
 //! The pass is the same for the controller (fed by its watch caches) and for one-shot commands
 //! (fed by list calls); only [`ClusterSnapshot`] differs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -12,9 +12,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::desired::{DesiredServiceAccounts, desired_service_accounts};
 use crate::error::{Error, Result};
@@ -41,7 +41,7 @@ use crate::vault::{KubernetesConfigWrite, VaultClient};
 /// knows whether Vault already holds the current token (a SHA-256, it reveals nothing).
 pub const CONFIG_FINGERPRINT_ANNOTATION: &str = "vault-auth-kubernetes/vault-config-sha256";
 /// Vault requests in flight at once when reading or writing many roles.
-pub const VAULT_CONCURRENCY: usize = 8;
+pub const VAULT_CONCURRENCY: usize = 32;
 
 /// Everything a pass needs; shared by the controller and the one-shot commands.
 pub struct Syncer {
@@ -52,6 +52,67 @@ pub struct Syncer {
     pub metrics: Metrics,
     pub events: EventPublisher,
     last_written: Mutex<Option<String>>,
+    /// What Vault held after the last successful pass (with that pass's writes applied), so a
+    /// pass woken by a cluster change need not read every role again; the periodic resync reads
+    /// Vault in full and is what finds drift made out of band.
+    vault_view: Mutex<Option<VaultView>>,
+}
+
+/// How a pass learns what Vault holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VaultRead {
+    /// Read the mount, config and every role (the periodic resync, the first pass, after a failure).
+    Full,
+    /// Use the view the last successful pass left (a pass woken by a cluster change); falls back
+    /// to a full read when there is none.
+    Cached,
+}
+
+/// What Vault holds at the mount.
+#[derive(Clone, Debug)]
+pub struct VaultView {
+    pub mount: MountState,
+    pub config: Option<ObservedConfig>,
+    pub roles: BTreeMap<String, Map<String, Value>>,
+}
+
+impl VaultView {
+    /// The view after a successful pass carried out `plan`: what it observed plus what it wrote.
+    /// Written role bodies stand in for Vault's answer; they compare equal after normalisation
+    /// (`tests/roles_roundtrip.rs` proves it against OpenBao).
+    fn after(observation: Observation, plan: &Plan) -> VaultView {
+        let Observed {
+            mut mount,
+            mut config,
+            mut vault_roles,
+            ..
+        } = observation.observed;
+        if plan.enable_mount {
+            mount = MountState::Kubernetes;
+        }
+        if plan.write_config.is_some() {
+            config = Some(ObservedConfig {
+                kubernetes_host: observation.config.kubernetes_host,
+                kubernetes_ca_cert: observation.config.kubernetes_ca_cert,
+                token_reviewer_jwt_set: true,
+            });
+        }
+        for action in &plan.roles {
+            match action {
+                RoleAction::Create { name, body } | RoleAction::Update { name, body, .. } => {
+                    vault_roles.insert(name.clone(), body.clone());
+                }
+                RoleAction::Delete { name } => {
+                    vault_roles.remove(name);
+                }
+            }
+        }
+        VaultView {
+            mount,
+            config,
+            roles: vault_roles,
+        }
+    }
 }
 
 /// What a pass saw: the inputs of the plan.
@@ -125,6 +186,7 @@ impl Syncer {
             metrics,
             events,
             last_written: Mutex::new(None),
+            vault_view: Mutex::new(None),
         }
     }
 
@@ -165,27 +227,48 @@ impl Syncer {
         mount: MountState,
         reviewer_jwt: SecretString,
     ) -> Result<Observation> {
-        let path = self.auth_path();
-        let (config, vault_roles) = if mount == MountState::Kubernetes {
-            let config = self
-                .vault
-                .read_kubernetes_config(&path)
-                .await?
-                .map(|c| ObservedConfig {
-                    kubernetes_host: c.kubernetes_host,
-                    kubernetes_ca_cert: c.kubernetes_ca_cert,
-                    token_reviewer_jwt_set: c.token_reviewer_jwt_set,
-                });
-            let names = self.vault.list_roles(&path).await?;
-            let roles = self
-                .vault
-                .read_roles(&path, &names, VAULT_CONCURRENCY)
-                .await?;
-            (config, roles)
-        } else {
-            (None, Default::default())
-        };
+        let vault = self.read_vault(mount).await?;
+        Ok(self.observe_with(snapshot, vault, reviewer_jwt).await)
+    }
 
+    /// Reads what Vault holds at the mount: config and every role (with bounded concurrency).
+    pub async fn read_vault(&self, mount: MountState) -> Result<VaultView> {
+        let path = self.auth_path();
+        if mount != MountState::Kubernetes {
+            return Ok(VaultView {
+                mount,
+                config: None,
+                roles: BTreeMap::new(),
+            });
+        }
+        let config = self
+            .vault
+            .read_kubernetes_config(&path)
+            .await?
+            .map(|c| ObservedConfig {
+                kubernetes_host: c.kubernetes_host,
+                kubernetes_ca_cert: c.kubernetes_ca_cert,
+                token_reviewer_jwt_set: c.token_reviewer_jwt_set,
+            });
+        let names = self.vault.list_roles(&path).await?;
+        let roles = self
+            .vault
+            .read_roles(&path, &names, VAULT_CONCURRENCY)
+            .await?;
+        Ok(VaultView {
+            mount,
+            config,
+            roles,
+        })
+    }
+
+    /// Combines what Vault holds with the cluster snapshot. No request.
+    pub async fn observe_with(
+        &self,
+        snapshot: &ClusterSnapshot,
+        vault: VaultView,
+        reviewer_jwt: SecretString,
+    ) -> Observation {
         let roles = snapshot.roles_data().map(|data| parse_roles(&data));
         let desired_service_accounts = roles
             .as_ref()
@@ -212,7 +295,7 @@ impl Syncer {
                 .cloned();
         }
 
-        Ok(Observation {
+        Observation {
             roles,
             desired_service_accounts,
             config: DesiredConfig {
@@ -221,19 +304,28 @@ impl Syncer {
                 token_reviewer_jwt: reviewer_jwt,
             },
             observed: Observed {
-                mount,
-                config,
+                mount: vault.mount,
+                config: vault.config,
                 last_written_fingerprint: last_written,
-                vault_roles,
+                vault_roles: vault.roles,
                 service_accounts,
             },
-        })
+        }
     }
 
-    /// A full pass: ensure the reviewer, observe, plan, apply, report.
+    /// A pass that reads Vault in full: ensure the reviewer, observe, plan, apply, report.
     pub async fn sync(&self, snapshot: &ClusterSnapshot) -> Result<SyncReport> {
+        self.sync_with(snapshot, VaultRead::Full).await
+    }
+
+    /// A pass; `read` says whether Vault is read in full or taken from the last pass.
+    pub async fn sync_with(
+        &self,
+        snapshot: &ClusterSnapshot,
+        read: VaultRead,
+    ) -> Result<SyncReport> {
         let started = Instant::now();
-        let result = self.sync_inner(snapshot).await;
+        let result = self.sync_inner(snapshot, read).await;
         let ok = matches!(&result, Ok(report) if report.succeeded());
         self.metrics.reconciled(ok, started.elapsed().as_secs_f64());
         if let Err(e) = &result {
@@ -248,17 +340,25 @@ impl Syncer {
         result
     }
 
-    async fn sync_inner(&self, snapshot: &ClusterSnapshot) -> Result<SyncReport> {
+    async fn sync_inner(&self, snapshot: &ClusterSnapshot, read: VaultRead) -> Result<SyncReport> {
         self.vault.login().await?;
-        // Checked before any write, so a foreign auth method means nothing is touched.
-        let mount = self.mount_state().await?;
+        // Taken out: a pass that fails leaves no view behind, so the next one reads in full.
+        let cached = self.vault_view.lock().await.take();
+        let started = Instant::now();
+        let vault = match (read, cached) {
+            (VaultRead::Cached, Some(view)) => view,
+            // Checked before any write, so a foreign auth method means nothing is touched.
+            _ => self.read_vault(self.mount_state().await?).await?,
+        };
         let reviewer = Reviewer {
             client: &self.client,
             namespace: &self.settings.namespace,
         };
         let jwt = reviewer.ensure(snapshot).await?;
-        let observation = self.observe(snapshot, mount, jwt).await?;
+        let observation = self.observe_with(snapshot, vault, jwt).await;
+        let observed = started.elapsed();
         let plan = observation.plan(self.settings.mount.as_str(), &self.fingerprint_scope())?;
+        let planned = started.elapsed() - observed;
         let mut report = SyncReport {
             invalid_entries: observation.roles.as_ref().map_or(0, |r| r.rejected.len()),
             bound_names: observation
@@ -271,6 +371,12 @@ impl Syncer {
         };
         let applied = self.apply(snapshot, &observation, &plan).await;
         report.failures = applied;
+        debug!(
+            observe_ms = observed.as_millis() as u64,
+            plan_ms = planned.as_millis() as u64,
+            apply_ms = (started.elapsed() - observed - planned).as_millis() as u64,
+            "pass timings"
+        );
 
         let selector_needed = observation.roles.as_ref().is_some_and(|r| {
             r.roles
@@ -286,6 +392,9 @@ impl Syncer {
         }
 
         self.report(snapshot, &observation, &plan, &report).await;
+        if report.succeeded() {
+            *self.vault_view.lock().await = Some(VaultView::after(observation, &plan));
+        }
         report.plan = plan;
         Ok(report)
     }
@@ -638,4 +747,64 @@ pub fn action_notices(plan: &Plan) -> Vec<Notice> {
         ));
     }
     notices
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::NamespaceInfo;
+
+    /// A pass woken by a cluster change plans against the view the last pass left. That view
+    /// holds the bodies the pass wrote, not Vault's answers: they must compare equal, or every
+    /// incremental pass would rewrite every role.
+    #[test]
+    fn view_after_a_pass_plans_nothing_more() {
+        let data: BTreeMap<String, String> = [
+            ("plain", r#"{"bound_service_account_names": ["a"], "bound_service_account_namespaces": ["ns"], "token_policies": "p1, p2"}"#),
+            ("durations", r#"{"bound_service_account_names": "a,b", "bound_service_account_namespaces": ["team-*"], "token_ttl": "1h30m", "token_max_ttl": "1d", "token_period": 60}"#),
+            ("selector", r#"{"bound_service_account_names": ["*"], "bound_service_account_namespace_selector": {"matchLabels": {"b": "2", "a": "1"}}, "token_type": "batch", "audience": "vault"}"#),
+            ("cidrs", r#"{"bound_service_account_names": ["a"], "bound_service_account_namespaces": ["*"], "token_bound_cidrs": "10.0.0.1/32, 10.1.0.0/16", "token_no_default_policy": true, "alias_name_source": "serviceaccount_name"}"#),
+            ("Upper", r#"{"bound_service_account_names": ["a"], "bound_service_account_namespaces": ["ns"], "policies": ["old"]}"#),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let roles = parse_roles(&data);
+        assert!(!roles.has_errors(), "{:?}", roles.findings);
+        let namespaces = vec![NamespaceInfo {
+            name: "ns".into(),
+            labels: BTreeMap::new(),
+            terminating: false,
+        }];
+        let desired = desired_service_accounts(&roles, &namespaces);
+        let observation = |vault: VaultView| Observation {
+            roles: Some(roles.clone()),
+            desired_service_accounts: Some(desired.clone()),
+            config: DesiredConfig {
+                kubernetes_host: "https://k:6443".into(),
+                kubernetes_ca_cert: String::new(),
+                token_reviewer_jwt: SecretString::new("jwt"),
+            },
+            observed: Observed {
+                mount: vault.mount,
+                config: vault.config,
+                last_written_fingerprint: None,
+                vault_roles: vault.roles,
+                service_accounts: BTreeMap::new(),
+            },
+        };
+        let empty = VaultView {
+            mount: MountState::Missing,
+            config: None,
+            roles: BTreeMap::new(),
+        };
+        let first = observation(empty);
+        let plan1 = first.plan("prod/eu1", "scope").unwrap();
+        assert_eq!(plan1.roles.len(), 5);
+        let view = VaultView::after(first, &plan1);
+        let second = observation(view);
+        let plan2 = second.plan("prod/eu1", "scope").unwrap();
+        assert!(plan2.roles.is_empty(), "{:#?}", plan2.roles);
+        assert!(!plan2.enable_mount);
+    }
 }
