@@ -1,0 +1,533 @@
+//! The Helm chart's RBAC, proven against the emulator with RBAC evaluation on:
+//! - sufficient: the chart's manifests (rendered by the real Helm engine, applied with kubectl)
+//!   let the controller, running with the token of the chart's ServiceAccount, complete a full
+//!   sync that exercises every permission, with no 403;
+//! - minimal: removing any one verb of any rule makes some step of the same scenario fail with 403.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use testkit::{AppRoleCredentials, OpenBao, workspace_root};
+use tokio_util::sync::CancellationToken;
+
+/// Chart scenario with leader election on, so the Lease rules are part of the proof.
+const SCENARIO: &str = "leader-election-single";
+const NAMESPACE: &str = "vault-auth";
+const CHART_SA: &str = "vault-auth-kubernetes";
+
+/// Renders the chart with the real Helm engine (charts/tests/test_chart.py) into `out`.
+fn render_chart(out: &Path) -> Vec<(String, Value)> {
+    let python = workspace_root().join(".tools/venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} not found: run scripts/tools.sh (installs helm-python-sdk, pinned, into .tools/)",
+        python.display()
+    );
+    let status = Command::new(&python)
+        .arg(workspace_root().join("charts/tests/test_chart.py"))
+        .arg("--out")
+        .arg(out)
+        .arg("--no-mutations")
+        .output()
+        .expect("run the chart renderer");
+    assert!(
+        status.status.success(),
+        "chart rendering failed:\n{}{}",
+        String::from_utf8_lossy(&status.stdout),
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let mut files: Vec<PathBuf> = std::fs::read_dir(out.join(SCENARIO))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let value: Value = serde_saphyr::from_str(&text).unwrap();
+            (p.display().to_string(), value)
+        })
+        .collect()
+}
+
+/// The kinds the emulator serves (the Deployment is what runs the controller in a real cluster).
+fn applicable(objects: &[(String, Value)]) -> Vec<&(String, Value)> {
+    objects
+        .iter()
+        .filter(|(_, v)| {
+            matches!(
+                v["kind"].as_str(),
+                Some(
+                    "ServiceAccount"
+                        | "ClusterRole"
+                        | "ClusterRoleBinding"
+                        | "Role"
+                        | "RoleBinding"
+                )
+            )
+        })
+        .collect()
+}
+
+/// One permission of the chart: (kind of role, rule index, verb).
+#[derive(Clone, Debug)]
+struct Atom {
+    kind: &'static str,
+    rule: usize,
+    verb: String,
+    describe: String,
+}
+
+fn atoms(objects: &[(String, Value)]) -> Vec<Atom> {
+    let mut out = Vec::new();
+    for (_, obj) in objects {
+        let kind: &'static str = match obj["kind"].as_str() {
+            Some("ClusterRole") => "ClusterRole",
+            Some("Role") => "Role",
+            _ => continue,
+        };
+        for (i, rule) in obj["rules"].as_array().unwrap().iter().enumerate() {
+            for verb in rule["verbs"].as_array().unwrap() {
+                out.push(Atom {
+                    kind,
+                    rule: i,
+                    verb: verb.as_str().unwrap().to_string(),
+                    describe: format!(
+                        "{kind} rule {i} {} {} names {} verb {}",
+                        rule["apiGroups"], rule["resources"], rule["resourceNames"], verb
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The objects with one verb removed from one rule (the rule removed when it was its only verb).
+fn without(objects: &[(String, Value)], atom: &Atom) -> Vec<(String, Value)> {
+    objects
+        .iter()
+        .map(|(f, obj)| {
+            let mut obj = obj.clone();
+            if obj["kind"] == atom.kind {
+                let rules = obj["rules"].as_array_mut().unwrap();
+                let verbs = rules[atom.rule]["verbs"].as_array_mut().unwrap();
+                verbs.retain(|v| v.as_str() != Some(&atom.verb));
+                if verbs.is_empty() {
+                    rules.remove(atom.rule);
+                }
+            }
+            (f.clone(), obj)
+        })
+        .collect()
+}
+
+struct Run {
+    kube: kube_emulator::Emulator,
+    dir: tempfile::TempDir,
+    mount: String,
+}
+
+impl Run {
+    async fn start(index: usize) -> Run {
+        let kube = kube_emulator::start(kube_emulator::Options {
+            rbac: true,
+            ..Default::default()
+        })
+        .await
+        .expect("emulator");
+        let dir = tempfile::tempdir().unwrap();
+        kube.write_kubeconfig(&dir.path().join("admin.kubeconfig"))
+            .unwrap();
+        let run = Run {
+            kube,
+            dir,
+            mount: format!("rbac/run-{index}"),
+        };
+        let ns: Api<Namespace> = Api::all(run.kube.client());
+        for (name, labels) in [
+            (NAMESPACE, json!({})),
+            ("team-a", json!({})),
+            ("team-b", json!({"team": "payments"})),
+        ] {
+            let obj: Namespace =
+                serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}}))
+                    .unwrap();
+            ns.create(&PostParams::default(), &obj).await.unwrap();
+        }
+        run
+    }
+
+    /// Applies the chart's objects with kubectl, as a user installing the rendered chart would.
+    fn kubectl_apply(&self, objects: &[&(String, Value)]) {
+        let mut cmd = Command::new(testkit::kubectl_bin());
+        cmd.arg("--kubeconfig")
+            .arg(self.dir.path().join("admin.kubeconfig"))
+            .arg("apply");
+        for (file, _) in objects {
+            cmd.arg("-f").arg(file);
+        }
+        let out = cmd.output().expect("run kubectl");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "kubectl apply failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (_, obj) in objects {
+            let name = obj["metadata"]["name"].as_str().unwrap();
+            assert!(stdout.contains(&format!("{name} created")), "{stdout}");
+        }
+    }
+
+    /// Applies objects with server-side apply (for the variants with one permission removed).
+    async fn apply(&self, objects: &[&(String, Value)]) {
+        let client = self.kube.client();
+        let pp = PatchParams::apply("chart-rbac-test").force();
+        for (_, obj) in objects {
+            let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+            match obj["kind"].as_str().unwrap() {
+                "ServiceAccount" => {
+                    Api::<ServiceAccount>::namespaced(client.clone(), NAMESPACE)
+                        .patch(&name, &pp, &Patch::Apply(obj))
+                        .await
+                        .unwrap();
+                }
+                "Role" => {
+                    Api::<Role>::namespaced(client.clone(), NAMESPACE)
+                        .patch(&name, &pp, &Patch::Apply(obj))
+                        .await
+                        .unwrap();
+                }
+                "RoleBinding" => {
+                    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(
+                        client.clone(),
+                        NAMESPACE,
+                    )
+                    .patch(&name, &pp, &Patch::Apply(obj))
+                    .await
+                    .unwrap();
+                }
+                "ClusterRole" => {
+                    Api::<ClusterRole>::all(client.clone())
+                        .patch(&name, &pp, &Patch::Apply(obj))
+                        .await
+                        .unwrap();
+                }
+                "ClusterRoleBinding" => {
+                    Api::<ClusterRoleBinding>::all(client.clone())
+                        .patch(&name, &pp, &Patch::Apply(obj))
+                        .await
+                        .unwrap();
+                }
+                other => panic!("unexpected kind {other}"),
+            }
+        }
+    }
+
+    /// What exists before the controller runs, chosen so that every permission is needed:
+    /// the reviewer binding as the original tool left it (no label, a subject to correct), a
+    /// ServiceAccount the original created (annotation only), a wrong-type Secret under the
+    /// reviewer token's name made by this tool, and roles that bind by name and by selector.
+    async fn prepare(&self) {
+        let client = self.kube.client();
+        let crb: ClusterRoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": "vault-auth-token-reviewer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+            "subjects": [{"kind": "ServiceAccount", "name": "token-reviewer", "namespace": "elsewhere"}]
+        }))
+        .unwrap();
+        Api::<ClusterRoleBinding>::all(client.clone())
+            .create(&PostParams::default(), &crb)
+            .await
+            .unwrap();
+        let legacy: ServiceAccount = serde_json::from_value(json!({
+            "metadata": {"name": "legacy", "namespace": "team-a", "annotations": {"vak-managed": "true"}}
+        }))
+        .unwrap();
+        Api::<ServiceAccount>::namespaced(client.clone(), "team-a")
+            .create(&PostParams::default(), &legacy)
+            .await
+            .unwrap();
+        let stale: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "token-reviewer-token", "labels": {"app.kubernetes.io/managed-by": "vault-auth-kubernetes"}},
+            "type": "Opaque"
+        }))
+        .unwrap();
+        Api::<Secret>::namespaced(client.clone(), NAMESPACE)
+            .create(&PostParams::default(), &stale)
+            .await
+            .unwrap();
+        self.put_roles(json!({
+            "app": {"bound_service_account_names": ["app", "legacy"], "bound_service_account_namespaces": ["team-a", "team-b"], "token_policies": ["a"]},
+            "selector": {"bound_service_account_names": ["billing"], "bound_service_account_namespace_selector": "{\"matchLabels\":{\"team\":\"payments\"}}", "token_policies": ["b"]}
+        }))
+        .await;
+    }
+
+    async fn put_roles(&self, roles: Value) {
+        let data = roles
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
+        let api: Api<ConfigMap> = Api::namespaced(self.kube.client(), NAMESPACE);
+        match api.get_opt("vault-auth-roles").await.unwrap() {
+            Some(mut cm) => {
+                cm.data = Some(data);
+                api.replace("vault-auth-roles", &PostParams::default(), &cm)
+                    .await
+                    .unwrap();
+            }
+            None => {
+                let cm = ConfigMap {
+                    metadata: ObjectMeta {
+                        name: Some("vault-auth-roles".into()),
+                        ..Default::default()
+                    },
+                    data: Some(data),
+                    ..Default::default()
+                };
+                api.create(&PostParams::default(), &cm).await.unwrap();
+            }
+        }
+    }
+
+    /// A kubeconfig holding a token of the chart's ServiceAccount, as its pod would.
+    async fn chart_kubeconfig(&self) -> PathBuf {
+        let api: Api<ServiceAccount> = Api::namespaced(self.kube.client(), NAMESPACE);
+        let req: k8s_openapi::api::authentication::v1::TokenRequest =
+            serde_json::from_value(json!({"spec": {"audiences": []}})).unwrap();
+        let token = api
+            .create_token_request(CHART_SA, &PostParams::default(), &req)
+            .await
+            .expect("token of the chart's ServiceAccount")
+            .status
+            .unwrap()
+            .token;
+        let text = self
+            .kube
+            .kubeconfig()
+            .replace(self.kube.admin_token(), &token);
+        let path = self.dir.path().join("chart.kubeconfig");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn forbidden(&self) -> Vec<(String, String)> {
+        self.kube
+            .counters()
+            .entries()
+            .into_iter()
+            .filter(|(.., code, _)| *code == 403)
+            .map(|(verb, resource, ..)| (verb, resource))
+            .collect()
+    }
+
+    async fn exists<K>(&self, api: Api<K>, name: &str) -> bool
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        api.get_opt(name).await.unwrap().is_some()
+    }
+
+    async fn phase_one_done(&self) -> bool {
+        let c = self.kube.client();
+        let sa = |ns: &str| Api::<ServiceAccount>::namespaced(c.clone(), ns);
+        let legacy_roles = sa("team-a")
+            .get_opt("legacy")
+            .await
+            .unwrap()
+            .and_then(|s| s.metadata.annotations)
+            .and_then(|a| a.get("vault-auth-kubernetes/roles").cloned());
+        let secret_ok = Api::<Secret>::namespaced(c.clone(), NAMESPACE)
+            .get_opt("token-reviewer-token")
+            .await
+            .unwrap()
+            .is_some_and(|s| {
+                s.type_.as_deref() == Some("kubernetes.io/service-account-token")
+                    && s.metadata
+                        .annotations
+                        .unwrap_or_default()
+                        .contains_key("vault-auth-kubernetes/vault-config-sha256")
+            });
+        let crb_fixed = Api::<ClusterRoleBinding>::all(c.clone())
+            .get_opt("vault-auth-token-reviewer")
+            .await
+            .unwrap()
+            .is_some_and(|b| {
+                b.subjects.unwrap_or_default()[0].namespace.as_deref() == Some(NAMESPACE)
+            });
+        let status = Api::<ConfigMap>::namespaced(c.clone(), NAMESPACE)
+            .get("vault-auth-roles")
+            .await
+            .unwrap()
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("vault-auth-kubernetes/status");
+        legacy_roles.as_deref() == Some("app")
+            && self.exists(sa("team-b"), "billing").await
+            && self.exists(sa("team-a"), "app").await
+            && self
+                .exists(
+                    Api::<ClusterRoleBinding>::all(c.clone()),
+                    "vault-auth-token-reviewer-namespaces",
+                )
+                .await
+            && secret_ok
+            && crb_fixed
+            && status
+    }
+
+    async fn phase_two_done(&self) -> bool {
+        let c = self.kube.client();
+        let sa = |ns: &str| Api::<ServiceAccount>::namespaced(c.clone(), ns);
+        !self.exists(sa("team-b"), "billing").await
+            && !self.exists(sa("team-a"), "legacy").await
+            && !self
+                .exists(
+                    Api::<ClusterRole>::all(c.clone()),
+                    "vault-auth-token-reviewer-namespaces",
+                )
+                .await
+            && !self
+                .exists(
+                    Api::<ClusterRoleBinding>::all(c.clone()),
+                    "vault-auth-token-reviewer-namespaces",
+                )
+                .await
+    }
+}
+
+/// Outcome of one scenario run.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Completed,
+    Forbidden(Vec<(String, String)>),
+    Stuck(&'static str),
+}
+
+/// Runs the scenario with the chart's token: phase one (create, adopt, correct, events, status,
+/// lease), phase two (a role and the selector removed: deletions). Stops at the first 403.
+async fn scenario(run: &Run, bao: &OpenBao, creds: &AppRoleCredentials) -> Outcome {
+    run.prepare().await;
+    let kubeconfig = run.chart_kubeconfig().await;
+    let argv = [
+        "vault-auth-kubernetes",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--vault-host",
+        bao.addr(),
+        "--vault-mount",
+        &run.mount,
+        "--vault-role-id",
+        &creds.role_id,
+        "--vault-secret-id",
+        &creds.secret_id,
+        "--namespace",
+        NAMESPACE,
+        "--admin-port",
+        "0",
+        "--resync-interval",
+        "1h",
+        "--leader-election",
+        "--leader-lease-duration",
+        "3s",
+    ];
+    let cli = <vault_auth_kubernetes::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap();
+    let settings = vault_auth_kubernetes::settings::Settings::from_args(&cli.settings).unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(vault_auth_kubernetes::app::run_controller(
+        settings,
+        stop.clone(),
+    ));
+    let _guard = stop.clone().drop_guard();
+
+    let deadline = Duration::from_secs(20);
+    for (phase, what) in [(1, "phase one"), (2, "phase two")] {
+        if phase == 2 {
+            run.put_roles(json!({
+                "app": {"bound_service_account_names": ["app"], "bound_service_account_namespaces": ["team-a"], "token_policies": ["a"]}
+            }))
+            .await;
+        }
+        let start = Instant::now();
+        loop {
+            let forbidden = run.forbidden();
+            if !forbidden.is_empty() {
+                return Outcome::Forbidden(forbidden);
+            }
+            let done = if phase == 1 {
+                run.phase_one_done().await
+            } else {
+                run.phase_two_done().await
+            };
+            if done {
+                break;
+            }
+            if start.elapsed() > deadline || task.is_finished() {
+                return Outcome::Stuck(what);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    stop.cancel();
+    let _ = task.await;
+    match run.forbidden() {
+        f if f.is_empty() => Outcome::Completed,
+        f => Outcome::Forbidden(f),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_rbac_is_sufficient_and_minimal() {
+    let rendered = tempfile::tempdir().unwrap();
+    let objects = render_chart(rendered.path());
+    let bao = OpenBao::start().await;
+    let creds = support::setup_approle(&bao, None).await;
+
+    // Sufficient: kubectl apply of the rendered chart, then the whole scenario without a 403.
+    let run = Run::start(0).await;
+    run.kubectl_apply(&applicable(&objects));
+    let started = Instant::now();
+    let outcome = scenario(&run, &bao, &creds).await;
+    assert_eq!(outcome, Outcome::Completed, "with the chart's RBAC");
+    println!(
+        "chart RBAC sufficient: full scenario in {:?}, no 403",
+        started.elapsed()
+    );
+    drop(run);
+
+    // Minimal: each verb of each rule is needed.
+    let atoms = atoms(&objects);
+    let mut unneeded = Vec::new();
+    for (i, atom) in atoms.iter().enumerate() {
+        let variant = without(&objects, atom);
+        let run = Run::start(i + 1).await;
+        run.apply(&applicable(&variant)).await;
+        let outcome = scenario(&run, &bao, &creds).await;
+        match &outcome {
+            Outcome::Forbidden(f) => println!("without {}: 403 on {:?}", atom.describe, f),
+            other => {
+                println!("without {}: {other:?}", atom.describe);
+                unneeded.push(atom.describe.clone());
+            }
+        }
+    }
+    println!("{} permissions checked", atoms.len());
+    assert!(
+        unneeded.is_empty(),
+        "permissions the scenario does not need: {unneeded:#?}"
+    );
+}
