@@ -28,7 +28,7 @@ HARDENED_POD = {
     "fsGroup": UID,
     "seccompProfile": {"type": "RuntimeDefault"},
 }
-DEFAULT_RESOURCES = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}
+DEFAULT_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
 
 
 def secret_ref(secret: str, key: str) -> dict[str, Any]:
