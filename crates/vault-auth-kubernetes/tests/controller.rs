@@ -656,3 +656,113 @@ async fn namespace_selector_follows_labels() {
     .await;
     controller.stop().await.expect("clean stop");
 }
+
+/// The config is rewritten when an input changes (the original only configured a fresh mount):
+/// a controller restarted with another `--vault-kube-host` applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_kubernetes_host_is_applied() {
+    let env = Env::start().await;
+    env.put_roles(&readme_roles()).await;
+    let config = || async {
+        let r = env
+            .bao
+            .request("GET", &format!("auth/{AUTH_PATH}/config"), None)
+            .await;
+        (r.status == 200).then(|| r.body["data"].clone())
+    };
+    let first = env.controller(&["--vault-kube-host", "https://old.example:6443"]);
+    wait_for("config with the first host", TIMEOUT, || async {
+        let c = config().await?;
+        (c["kubernetes_host"] == "https://old.example:6443").then_some(())
+    })
+    .await;
+    first.stop().await.expect("clean stop");
+
+    let second = env.controller(&["--vault-kube-host", "https://new.example:6443"]);
+    let (c, took) = wait_for("config with the new host", TIMEOUT, || async {
+        let c = config().await?;
+        (c["kubernetes_host"] == "https://new.example:6443").then_some(c)
+    })
+    .await;
+    println!("changed host applied {took:?} after restart");
+    assert_eq!(
+        c["token_reviewer_jwt_set"], true,
+        "the full body is sent: {c}"
+    );
+    assert!(
+        c["kubernetes_ca_cert"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    second.stop().await.expect("clean stop");
+}
+
+/// `--vault-namespace`: the mount, its config and the roles land in that OpenBao namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_namespace_is_honoured() {
+    let mut env = Env::start().await;
+    env.bao.create_namespace("team1").await;
+    env.bao
+        .write_policy(
+            Some("team1"),
+            "vault-auth-kubernetes",
+            testkit::README_POLICY,
+        )
+        .await;
+    env.creds = env
+        .bao
+        .approle(
+            Some("team1"),
+            "vault-auth-kubernetes",
+            json!({"token_policies": ["vault-auth-kubernetes"]}),
+        )
+        .await;
+    env.put_roles(&readme_roles()).await;
+    let controller = env.controller(&["--vault-namespace", "team1"]);
+    let (_, took) = wait_for("role in namespace team1", TIMEOUT, || async {
+        let r = env
+            .bao
+            .request("GET", &format!("team1/auth/{AUTH_PATH}/role/default"), None)
+            .await;
+        (r.status == 200).then_some(())
+    })
+    .await;
+    println!("converged in namespace team1 in {took:?}");
+    assert!(
+        env.vault_role("default").await.is_none(),
+        "nothing in the root namespace"
+    );
+    controller.stop().await.expect("clean stop");
+}
+
+/// A bound name that is a pattern cannot be created: a Warning Event says so, and the role is
+/// still written to Vault (Vault accepts the pattern).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_patterns_are_reported() {
+    let env = Env::start().await;
+    env.put_roles(&[(
+        "apps",
+        json!({
+            "bound_service_account_names": ["app-*", "web"],
+            "bound_service_account_namespaces": ["default"],
+            "token_policies": ["p"]
+        }),
+    )])
+    .await;
+    let controller = env.controller(&[]);
+    wait_for("role and the creatable ServiceAccount", TIMEOUT, || async {
+        env.vault_role("apps").await?;
+        env.service_account("default", "web").await
+    })
+    .await;
+    let (event, _) = wait_for("Warning about the pattern", TIMEOUT, || async {
+        env.configmap_events()
+            .await
+            .into_iter()
+            .find(|(t, _, note)| t == "Warning" && note.contains("app-*"))
+    })
+    .await;
+    println!("{event:?}");
+    controller.stop().await.expect("clean stop");
+}

@@ -155,6 +155,18 @@ async fn binary_readiness_metrics_and_sigterm() {
         assert!(metrics.contains(series), "missing {series} in:\n{metrics}");
     }
 
+    // Unchanged roles are never rewritten: three resyncs later, still one write.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, later) = p.get("/metrics").await.unwrap();
+    assert!(
+        later.contains("vault_requests_total{operation=\"write_role\",status=\"204\"} 1"),
+        "{later}"
+    );
+    assert!(
+        later.contains("vault_requests_total{operation=\"login\",status=\"200\"} 1"),
+        "{later}"
+    );
+
     // Vault down: the next resync fails and the controller reports not ready.
     env.bao.kill();
     let (body, took) = wait_for("not ready while Vault is down", TIMEOUT, || async {
