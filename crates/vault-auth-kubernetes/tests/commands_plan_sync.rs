@@ -19,23 +19,8 @@ use support::{AUTH_PATH, Env, NAMESPACE};
 use vault_auth_kubernetes::roles::{diff_role, normalize_vault_role};
 
 fn roles() -> Vec<(&'static str, Value)> {
-    vec![
-        (
-            "default",
-            json!({
-                "bound_service_account_names": ["vault-agent-injector", "default"],
-                "bound_service_account_namespaces": ["kube-system", "default"],
-                "token_policies": ["test"]
-            }),
-        ),
-        (
-            "test",
-            json!({
-                "bound_service_account_names": ["vault-agent-injector"],
-                "bound_service_account_namespaces": ["kube-system"],
-                "token_policies": ["test", "default"]
-            }),
-        ),
+    let mut roles = support::readme_roles();
+    roles.extend([
         (
             "apps",
             json!({
@@ -45,7 +30,8 @@ fn roles() -> Vec<(&'static str, Value)> {
             }),
         ),
         ("broken", json!("{\"bound_service_account_names\": [")),
-    ]
+    ]);
+    roles
 }
 
 /// `kind namespace/name` keys as `cluster_state` makes them, for the plan's Kubernetes actions.

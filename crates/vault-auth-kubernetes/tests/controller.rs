@@ -8,29 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use serde_json::json;
-use support::{AUTH_PATH, Env, NAMESPACE, TIMEOUT, wait_for};
-
-/// The example ConfigMap of the original README.
-fn readme_roles() -> Vec<(&'static str, serde_json::Value)> {
-    vec![
-        (
-            "default",
-            json!({
-                "bound_service_account_names": ["vault-agent-injector", "default"],
-                "bound_service_account_namespaces": ["kube-system", "default"],
-                "token_policies": ["test"]
-            }),
-        ),
-        (
-            "test",
-            json!({
-                "bound_service_account_names": ["vault-agent-injector"],
-                "bound_service_account_namespaces": ["kube-system"],
-                "token_policies": ["test", "default"]
-            }),
-        ),
-    ]
-}
+use support::{AUTH_PATH, Env, NAMESPACE, TIMEOUT, readme_roles, wait_for};
 
 /// The original's end-to-end scenario: README policy verbatim for a two-segment mount, an
 /// AppRole; the controller converges; a `vault-agent-injector` token in `default` logs in with

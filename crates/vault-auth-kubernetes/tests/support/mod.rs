@@ -24,6 +24,28 @@ pub const NAMESPACE: &str = "vault-auth";
 /// Generous upper bound for anything event-driven; the measured time is printed.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The example ConfigMap of the original README.
+pub fn readme_roles() -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        (
+            "default",
+            json!({
+                "bound_service_account_names": ["vault-agent-injector", "default"],
+                "bound_service_account_namespaces": ["kube-system", "default"],
+                "token_policies": ["test"]
+            }),
+        ),
+        (
+            "test",
+            json!({
+                "bound_service_account_names": ["vault-agent-injector"],
+                "bound_service_account_namespaces": ["kube-system"],
+                "token_policies": ["test", "default"]
+            }),
+        ),
+    ]
+}
+
 /// Emulator + OpenBao + AppRole, ready for a controller.
 pub struct Env {
     pub kube: kube_emulator::Emulator,
