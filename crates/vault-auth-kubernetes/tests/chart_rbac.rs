@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role};
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use testkit::{AppRoleCredentials, OpenBao, workspace_root};
 use tokio_util::sync::CancellationToken;
@@ -281,26 +281,7 @@ impl Run {
             .iter()
             .map(|(k, v)| (k.clone(), v.to_string()))
             .collect();
-        let api: Api<ConfigMap> = Api::namespaced(self.kube.client(), NAMESPACE);
-        match api.get_opt("vault-auth-roles").await.unwrap() {
-            Some(mut cm) => {
-                cm.data = Some(data);
-                api.replace("vault-auth-roles", &PostParams::default(), &cm)
-                    .await
-                    .unwrap();
-            }
-            None => {
-                let cm = ConfigMap {
-                    metadata: ObjectMeta {
-                        name: Some("vault-auth-roles".into()),
-                        ..Default::default()
-                    },
-                    data: Some(data),
-                    ..Default::default()
-                };
-                api.create(&PostParams::default(), &cm).await.unwrap();
-            }
-        }
+        support::put_configmap_data(&self.kube.client(), data).await;
     }
 
     /// A kubeconfig holding a token of the chart's ServiceAccount, as its pod would.

@@ -1,61 +1,17 @@
 //! The AppRole session against a real OpenBao: one login for many calls, renewal and re-login
 //! around short TTLs without a failed call, recovery from a revoked token, no re-login for a
-//! policy denial, and no secret in errors or logs.
+//! policy denial. (No secret in errors or logs: `vault_secrets.rs`.)
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use testkit::{AppRoleCredentials, OpenBao, README_POLICY};
 use tokio_util::sync::CancellationToken;
 use vault_auth_kubernetes::Error;
-use vault_auth_kubernetes::metrics::Metrics;
-use vault_auth_kubernetes::secret::Secret;
-use vault_auth_kubernetes::vault::{VaultClient, VaultSettings};
+use vault_auth_kubernetes::vault::VaultClient;
 
-const MOUNT: &str = "kubernetes/prod/eu1";
+mod vault_support;
 
-fn client(bao: &OpenBao, creds: &AppRoleCredentials) -> (VaultClient, Metrics) {
-    let metrics = Metrics::new();
-    let settings = VaultSettings::new(
-        bao.addr(),
-        &creds.role_id,
-        Secret::new(creds.secret_id.clone()),
-    );
-    let client = VaultClient::new(settings, metrics.clone()).expect("vault client");
-    (client, metrics)
-}
-
-/// Sum of `vault_requests_total` for `operation` (and `status`, when given).
-fn requests(metrics: &Metrics, operation: &str, status: Option<&str>) -> u64 {
-    let label = format!("operation=\"{operation}\"");
-    metrics
-        .encode()
-        .lines()
-        .filter(|l| l.starts_with("vault_auth_kubernetes_vault_requests_total{"))
-        .filter(|l| l.contains(&label))
-        .filter(|l| status.is_none_or(|s| l.contains(&format!("status=\"{s}\""))))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
-/// OpenBao with a Kubernetes auth method at [`MOUNT`] and the README's policy.
-async fn server() -> OpenBao {
-    let bao = OpenBao::start().await;
-    bao.cli(&["auth", "enable", "-path=kubernetes/prod/eu1", "kubernetes"]);
-    bao.write_policy(None, "vault-auth-kubernetes", README_POLICY)
-        .await;
-    bao
-}
-
-/// AppRole `name` holding only the README's policy, with extra role parameters.
-async fn readme_approle(bao: &OpenBao, name: &str, extra: serde_json::Value) -> AppRoleCredentials {
-    let mut params = json!({"token_policies": ["vault-auth-kubernetes"]});
-    params
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().cloned().unwrap_or_default());
-    bao.approle(None, name, params).await
-}
+use vault_support::{MOUNT, client, readme_approle, requests, server};
 
 #[tokio::test]
 async fn fifty_calls_cost_exactly_one_login() {
@@ -246,80 +202,4 @@ async fn a_policy_denial_is_reported_without_logging_in_again() {
         1,
         "not retried"
     );
-}
-
-#[tokio::test]
-async fn secrets_never_appear_in_errors_or_logs() {
-    let bao = server().await;
-    let creds = readme_approle(&bao, "vak", json!({})).await;
-    let logs = testkit::SharedBuffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer({
-            let logs = logs.clone();
-            move || logs.clone()
-        })
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    // A wrong secret-id: the login fails, and neither it nor the right one is printed.
-    let wrong = AppRoleCredentials {
-        role_id: creds.role_id.clone(),
-        secret_id: "0d5a1bc9-wrong-secret-id-value".to_string(),
-    };
-    let (bad_client, _) = client(&bao, &wrong);
-    let err = bad_client.login().await.expect_err("wrong secret-id");
-    let shown = format!("{err} | {err:?} | {bad_client:?}");
-    assert!(shown.contains("login"), "{shown}");
-    assert!(shown.contains("invalid role or secret ID"), "{shown}");
-    assert!(!shown.contains(&wrong.secret_id), "{shown}");
-    assert!(!bad_client.token_status().valid);
-
-    // A good session: login, a write carrying a JWT, a renewal.
-    let (good, _) = client(&bao, &creds);
-    good.login().await.expect("login");
-    let jwt = "eyJhbGciOiJSUzI1NiJ9.reviewer-jwt-payload.signature";
-    good.write_kubernetes_config(
-        MOUNT,
-        &vault_auth_kubernetes::vault::KubernetesConfigWrite {
-            kubernetes_host: "https://kubernetes.example:6443".into(),
-            kubernetes_ca_cert: testkit::CA_CERT_PEM.into(),
-            token_reviewer_jwt: Secret::new(jwt),
-            disable_local_ca_jwt: false,
-        },
-    )
-    .await
-    .expect("write config");
-    let text = logs.contents();
-    assert!(
-        text.contains("operation=\"login\"") || text.contains("operation=login"),
-        "{text}"
-    );
-    assert!(text.contains("duration_ms"), "{text}");
-    assert!(text.contains("auth/kubernetes/prod/eu1/config"), "{text}");
-    for secret in [creds.secret_id.as_str(), wrong.secret_id.as_str(), jwt] {
-        assert!(
-            !text.contains(secret),
-            "a secret leaked into the logs:\n{text}"
-        );
-    }
-    assert_eq!(
-        find_token(&text),
-        None,
-        "a Vault token leaked into the logs:\n{text}"
-    );
-    assert_eq!(
-        find_token("x s.KX7rD1wHTr9UCI787C6UITfd y"),
-        Some("s.KX7rD1wHTr9UCI787C6UITfd")
-    );
-}
-
-/// The first OpenBao service token (`s.` and 24 letters or digits) in `text`.
-fn find_token(text: &str) -> Option<&str> {
-    text.match_indices("s.").find_map(|(at, _)| {
-        let tail = &text[at + 2..];
-        let len = tail.chars().take_while(char::is_ascii_alphanumeric).count();
-        (len == 24).then(|| &text[at..at + 26])
-    })
 }

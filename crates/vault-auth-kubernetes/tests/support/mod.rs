@@ -164,33 +164,7 @@ impl Env {
     }
 
     pub async fn put_roles_raw(&self, data: BTreeMap<String, String>) {
-        let api: Api<ConfigMap> = Api::namespaced(self.client(), NAMESPACE);
-        match api
-            .get_opt("vault-auth-roles")
-            .await
-            .expect("get ConfigMap")
-        {
-            Some(mut cm) => {
-                cm.data = Some(data);
-                api.replace("vault-auth-roles", &PostParams::default(), &cm)
-                    .await
-                    .expect("replace ConfigMap");
-            }
-            None => {
-                let cm = ConfigMap {
-                    metadata: ObjectMeta {
-                        name: Some("vault-auth-roles".into()),
-                        namespace: Some(NAMESPACE.into()),
-                        ..Default::default()
-                    },
-                    data: Some(data),
-                    ..Default::default()
-                };
-                api.create(&PostParams::default(), &cm)
-                    .await
-                    .expect("create ConfigMap");
-            }
-        }
+        put_configmap_data(&self.client(), data).await;
     }
 
     pub async fn delete_roles_configmap(&self) {
@@ -305,6 +279,43 @@ impl Env {
             })
             .collect()
     }
+}
+
+/// Creates or replaces the data of ConfigMap `vault-auth-roles`, as `kubectl replace` would,
+/// retrying when the controller's status annotations changed it in between (409 Conflict).
+pub async fn put_configmap_data(client: &kube::Client, data: BTreeMap<String, String>) {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
+    for _ in 0..20 {
+        let result = match api
+            .get_opt("vault-auth-roles")
+            .await
+            .expect("get ConfigMap")
+        {
+            Some(mut cm) => {
+                cm.data = Some(data.clone());
+                api.replace("vault-auth-roles", &PostParams::default(), &cm)
+                    .await
+            }
+            None => {
+                let cm = ConfigMap {
+                    metadata: ObjectMeta {
+                        name: Some("vault-auth-roles".into()),
+                        namespace: Some(NAMESPACE.into()),
+                        ..Default::default()
+                    },
+                    data: Some(data.clone()),
+                    ..Default::default()
+                };
+                api.create(&PostParams::default(), &cm).await
+            }
+        };
+        match result {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => panic!("write ConfigMap vault-auth-roles: {e}"),
+        }
+    }
+    panic!("ConfigMap vault-auth-roles kept changing under the test");
 }
 
 /// Writes the README policy (verbatim) and an AppRole holding it; returns its credentials.
