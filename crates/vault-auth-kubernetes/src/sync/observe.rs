@@ -1,0 +1,264 @@
+//! What a pass sees: Vault (read in full, or the view the last pass left) and the cluster
+//! snapshot, combined into the inputs of the plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value};
+
+use crate::desired::{DesiredServiceAccounts, desired_service_accounts};
+use crate::error::{Error, Result};
+use crate::k8s::snapshot::ClusterSnapshot;
+use crate::plan::{
+    DesiredConfig, MountState, Observed, ObservedConfig, Plan, PlanError, PlanInput, RoleAction,
+    plan,
+};
+use crate::roles::{Finding, RoleSet, parse_roles};
+use crate::secret::Secret as SecretString;
+
+use super::{CONFIG_FINGERPRINT_ANNOTATION, Syncer, VAULT_CONCURRENCY};
+
+/// How a pass learns what Vault holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VaultRead {
+    /// Read the mount, config and every role (the periodic resync, the first pass, after a failure).
+    Full,
+    /// Use the view the last successful pass left (a pass woken by a cluster change); falls back
+    /// to a full read when there is none.
+    Cached,
+}
+
+/// What Vault holds at the mount.
+#[derive(Clone, Debug)]
+pub struct VaultView {
+    pub mount: MountState,
+    pub config: Option<ObservedConfig>,
+    pub roles: BTreeMap<String, Map<String, Value>>,
+}
+
+impl VaultView {
+    /// The view after a successful pass carried out `plan`: what it observed plus what it wrote.
+    /// Written role bodies stand in for Vault's answer; they compare equal after normalisation
+    /// (`tests/roles_roundtrip.rs` proves it against OpenBao).
+    pub(super) fn after(observation: Observation, plan: &Plan) -> VaultView {
+        let Observed {
+            mut mount,
+            mut config,
+            mut vault_roles,
+            ..
+        } = observation.observed;
+        if plan.enable_mount {
+            mount = MountState::Kubernetes;
+        }
+        if plan.write_config.is_some() {
+            config = Some(ObservedConfig {
+                kubernetes_host: observation.config.kubernetes_host,
+                kubernetes_ca_cert: observation.config.kubernetes_ca_cert,
+                token_reviewer_jwt_set: true,
+            });
+        }
+        for action in &plan.roles {
+            match action {
+                RoleAction::Create { name, body } | RoleAction::Update { name, body, .. } => {
+                    vault_roles.insert(name.clone(), body.clone());
+                }
+                RoleAction::Delete { name } => {
+                    vault_roles.remove(name);
+                }
+            }
+        }
+        VaultView {
+            mount,
+            config,
+            roles: vault_roles,
+        }
+    }
+}
+
+/// What a pass saw: the inputs of the plan.
+pub struct Observation {
+    pub roles: Option<RoleSet>,
+    pub desired_service_accounts: Option<DesiredServiceAccounts>,
+    pub config: DesiredConfig,
+    pub observed: Observed,
+}
+
+impl Observation {
+    /// Everything validation found: the entries' errors and warnings, then the ServiceAccount
+    /// warnings (e.g. a name pattern that cannot be created).
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.roles.iter().flat_map(|r| r.findings.iter()).chain(
+            self.desired_service_accounts
+                .iter()
+                .flat_map(|d| d.findings.iter()),
+        )
+    }
+
+    /// The plan for this observation; `scope` is what the config fingerprint covers besides the
+    /// config (see [`Syncer::fingerprint_scope`]).
+    pub fn plan(&self, mount: &str, scope: &str) -> Result<Plan> {
+        plan(&PlanInput {
+            mount,
+            fingerprint_scope: scope,
+            roles: self.roles.as_ref(),
+            desired_service_accounts: self.desired_service_accounts.as_ref(),
+            config: &self.config,
+            observed: &self.observed,
+        })
+        .map_err(|PlanError::ForeignMount { path, kind }| Error::ForeignMount { path, found: kind })
+    }
+}
+
+impl Syncer {
+    /// Observes Vault and combines it with the cluster snapshot. Read-only.
+    pub async fn observe(
+        &self,
+        snapshot: &ClusterSnapshot,
+        mount: MountState,
+        reviewer_jwt: SecretString,
+    ) -> Result<Observation> {
+        let vault = self.read_vault(mount).await?;
+        Ok(self.observe_with(snapshot, vault, reviewer_jwt).await)
+    }
+
+    /// Reads what Vault holds at the mount: config and every role (with bounded concurrency).
+    pub async fn read_vault(&self, mount: MountState) -> Result<VaultView> {
+        let path = self.auth_path();
+        if mount != MountState::Kubernetes {
+            return Ok(VaultView {
+                mount,
+                config: None,
+                roles: BTreeMap::new(),
+            });
+        }
+        let config = self
+            .vault
+            .read_kubernetes_config(&path)
+            .await?
+            .map(|c| ObservedConfig {
+                kubernetes_host: c.kubernetes_host,
+                kubernetes_ca_cert: c.kubernetes_ca_cert,
+                token_reviewer_jwt_set: c.token_reviewer_jwt_set,
+            });
+        let names = self.vault.list_roles(&path).await?;
+        let roles = self
+            .vault
+            .read_roles(&path, &names, VAULT_CONCURRENCY)
+            .await?;
+        Ok(VaultView {
+            mount,
+            config,
+            roles,
+        })
+    }
+
+    /// Combines what Vault holds with the cluster snapshot. No request.
+    pub async fn observe_with(
+        &self,
+        snapshot: &ClusterSnapshot,
+        vault: VaultView,
+        reviewer_jwt: SecretString,
+    ) -> Observation {
+        let roles = snapshot.roles_data().map(|data| parse_roles(&data));
+        let desired_service_accounts = roles
+            .as_ref()
+            .map(|r| desired_service_accounts(r, &snapshot.namespaces));
+
+        let mut wanted: BTreeSet<_> = BTreeSet::new();
+        if let Some(d) = &desired_service_accounts {
+            wanted.extend(d.accounts.keys().cloned());
+        }
+        let service_accounts = snapshot
+            .service_accounts
+            .iter()
+            .filter(|sa| sa.is_managed() || wanted.contains(&sa.reference()))
+            .map(|sa| (sa.reference(), sa.observed()))
+            .collect();
+
+        let mut last_written = self.last_written.lock().await.clone();
+        if last_written.is_none() {
+            last_written = snapshot
+                .reviewer_secret
+                .as_ref()
+                .and_then(|s| s.metadata.annotations.as_ref())
+                .and_then(|a| a.get(CONFIG_FINGERPRINT_ANNOTATION))
+                .cloned();
+        }
+
+        Observation {
+            roles,
+            desired_service_accounts,
+            config: DesiredConfig {
+                kubernetes_host: self.cluster.host.clone(),
+                kubernetes_ca_cert: self.cluster.ca_pem.clone(),
+                token_reviewer_jwt: reviewer_jwt,
+            },
+            observed: Observed {
+                mount: vault.mount,
+                config: vault.config,
+                last_written_fingerprint: last_written,
+                vault_roles: vault.roles,
+                service_accounts,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::NamespaceInfo;
+
+    /// A pass woken by a cluster change plans against the view the last pass left. That view
+    /// holds the bodies the pass wrote, not Vault's answers: they must compare equal, or every
+    /// incremental pass would rewrite every role.
+    #[test]
+    fn view_after_a_pass_plans_nothing_more() {
+        let data: BTreeMap<String, String> = [
+            ("plain", r#"{"bound_service_account_names": ["a"], "bound_service_account_namespaces": ["ns"], "token_policies": "p1, p2"}"#),
+            ("durations", r#"{"bound_service_account_names": "a,b", "bound_service_account_namespaces": ["team-*"], "token_ttl": "1h30m", "token_max_ttl": "1d", "token_period": 60}"#),
+            ("selector", r#"{"bound_service_account_names": ["*"], "bound_service_account_namespace_selector": {"matchLabels": {"b": "2", "a": "1"}}, "token_type": "batch", "audience": "vault"}"#),
+            ("cidrs", r#"{"bound_service_account_names": ["a"], "bound_service_account_namespaces": ["*"], "token_bound_cidrs": "10.0.0.1/32, 10.1.0.0/16", "token_no_default_policy": true, "alias_name_source": "serviceaccount_name"}"#),
+            ("Upper", r#"{"bound_service_account_names": ["a"], "bound_service_account_namespaces": ["ns"], "policies": ["old"]}"#),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let roles = parse_roles(&data);
+        assert!(!roles.has_errors(), "{:?}", roles.findings);
+        let namespaces = vec![NamespaceInfo {
+            name: "ns".into(),
+            labels: BTreeMap::new(),
+            terminating: false,
+        }];
+        let desired = desired_service_accounts(&roles, &namespaces);
+        let observation = |vault: VaultView| Observation {
+            roles: Some(roles.clone()),
+            desired_service_accounts: Some(desired.clone()),
+            config: DesiredConfig {
+                kubernetes_host: "https://k:6443".into(),
+                kubernetes_ca_cert: String::new(),
+                token_reviewer_jwt: SecretString::new("jwt"),
+            },
+            observed: Observed {
+                mount: vault.mount,
+                config: vault.config,
+                last_written_fingerprint: None,
+                vault_roles: vault.roles,
+                service_accounts: BTreeMap::new(),
+            },
+        };
+        let empty = VaultView {
+            mount: MountState::Missing,
+            config: None,
+            roles: BTreeMap::new(),
+        };
+        let first = observation(empty);
+        let plan1 = first.plan("prod/eu1", "scope").unwrap();
+        assert_eq!(plan1.roles.len(), 5);
+        let view = VaultView::after(first, &plan1);
+        let second = observation(view);
+        let plan2 = second.plan("prod/eu1", "scope").unwrap();
+        assert!(plan2.roles.is_empty(), "{:#?}", plan2.roles);
+        assert!(!plan2.enable_mount);
+    }
+}
