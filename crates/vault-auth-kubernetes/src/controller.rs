@@ -20,7 +20,8 @@ use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::utils::ResetTimerBackoff;
+use kube::runtime::watcher::{self, Event, ExponentialBackoff};
 use rand::RngExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -228,10 +229,28 @@ where
 {
     let (reader, writer) = reflector::store();
     let kind = K::kind(&K::DynamicType::default()).to_string();
-    let stream = watcher(api, config).default_backoff().modify(slim::<K>);
+    let stream = watcher(api, config)
+        .backoff(watch_backoff())
+        .modify(slim::<K>);
     let stream = reflector::reflector(writer, stream);
     tasks.spawn(drive(stream, kind, watch, relevant));
     reader
+}
+
+/// Longest wait between two attempts of a failing watch. Shorter than kube's default (30 s) so
+/// that readiness tracks an outage closely (see `health::KUBE_FAILURE_WINDOW`); six watches
+/// retrying every few seconds are still gentle on an API server.
+pub const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Exponential backoff with jitter from 0.5 s to [`WATCH_BACKOFF_MAX`], reset after a minute
+/// without errors.
+fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
+    let builder = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(WATCH_BACKOFF_MAX)
+        .with_jitter()
+        .without_max_times();
+    ResetTimerBackoff::new(ExponentialBackoff::from(builder), Duration::from_secs(60))
 }
 
 /// Keeps only what the controller reads: managedFields are dropped from every cached object,
@@ -260,7 +279,7 @@ async fn drive<K>(
     let mut stream = std::pin::pin!(stream);
     while let Some(item) = stream.next().await {
         if item.is_ok() {
-            watch.health.set_kube_unreachable(false);
+            watch.health.watch_ok();
         }
         match item {
             Ok(Event::Apply(obj) | Event::Delete(obj)) => {
@@ -272,7 +291,7 @@ async fn drive<K>(
             Ok(Event::Init | Event::InitApply(_)) => {}
             // The watcher retries with backoff by itself; say why it is not seeing changes.
             Err(error) => {
-                watch.health.set_kube_unreachable(true);
+                watch.health.watch_failed();
                 warn!(%kind, %error, "watch failed, retrying");
             }
         }

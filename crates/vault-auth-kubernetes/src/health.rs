@@ -1,7 +1,14 @@
 //! Liveness and readiness state, shared by the controller loop, the watches and the admin server.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long after a failed watch request (not followed by a working one) the Kubernetes API
+/// counts as unreachable. The watches retry at least every few seconds (see
+/// `controller::WATCH_BACKOFF_MAX`), so a lasting outage keeps it fresh, while a recovery that
+/// brings no event (a resumed watch is silent) still shows within this window.
+pub const KUBE_FAILURE_WINDOW: Duration = Duration::from_secs(10);
 
 /// Cheap to clone; every clone sees the same state.
 #[derive(Clone, Default)]
@@ -13,7 +20,9 @@ pub struct Health {
 struct Inner {
     synced: AtomicBool,
     caches_ready: AtomicBool,
-    kube_unreachable: AtomicBool,
+    /// Unix milliseconds of the last failed and the last working watch request.
+    watch_failed_at: AtomicU64,
+    watch_ok_at: AtomicU64,
     leader: AtomicBool,
     shutting_down: AtomicBool,
 }
@@ -40,11 +49,23 @@ impl Health {
         self.inner.caches_ready.store(true, Ordering::SeqCst);
     }
 
-    /// Records whether the watches currently fail to reach the Kubernetes API.
-    pub fn set_kube_unreachable(&self, unreachable: bool) {
+    /// Records that a watch request failed (the watch retries by itself).
+    pub fn watch_failed(&self) {
         self.inner
-            .kube_unreachable
-            .store(unreachable, Ordering::SeqCst);
+            .watch_failed_at
+            .store(now_millis(), Ordering::SeqCst);
+    }
+
+    /// Records that a watch delivered something.
+    pub fn watch_ok(&self) {
+        self.inner.watch_ok_at.store(now_millis(), Ordering::SeqCst);
+    }
+
+    /// True when a watch failed recently and none worked since.
+    fn kube_unreachable(&self, now: u64) -> bool {
+        let failed = self.inner.watch_failed_at.load(Ordering::SeqCst);
+        let ok = self.inner.watch_ok_at.load(Ordering::SeqCst);
+        failed > ok && now.saturating_sub(failed) < KUBE_FAILURE_WINDOW.as_millis() as u64
     }
 
     /// Records whether this instance leads (always true without leader election).
@@ -67,6 +88,10 @@ impl Health {
     /// The leader is ready once a full sync succeeded (and while passes keep succeeding); a
     /// standby, which must not write, is ready when its caches are warm and it could take over.
     pub fn readiness(&self, vault_token_valid: bool) -> Result<(), &'static str> {
+        self.readiness_at(vault_token_valid, now_millis())
+    }
+
+    fn readiness_at(&self, vault_token_valid: bool, now: u64) -> Result<(), &'static str> {
         let i = &self.inner;
         if i.shutting_down.load(Ordering::SeqCst) {
             return Err("shutting down");
@@ -74,7 +99,7 @@ impl Health {
         if !i.caches_ready.load(Ordering::SeqCst) {
             return Err("watch caches not synced yet");
         }
-        if i.kube_unreachable.load(Ordering::SeqCst) {
+        if self.kube_unreachable(now) {
             return Err("Kubernetes API unreachable (watches failing)");
         }
         if !vault_token_valid {
@@ -85,6 +110,12 @@ impl Health {
         }
         Ok(())
     }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -101,9 +132,14 @@ mod tests {
         h.set_synced(true);
         assert_eq!(h.readiness(true), Ok(()));
         assert_eq!(h.readiness(false), Err("no valid Vault token"));
-        h.set_kube_unreachable(true);
+        h.watch_failed();
         assert!(h.readiness(true).unwrap_err().contains("Kubernetes"));
-        h.set_kube_unreachable(false);
+        // A resumed watch brings no event: the failure ages out of the window.
+        let later = now_millis() + KUBE_FAILURE_WINDOW.as_millis() as u64 + 1;
+        assert_eq!(h.readiness_at(true, later), Ok(()));
+        h.watch_failed();
+        h.watch_ok();
+        assert_eq!(h.readiness(true), Ok(()));
         h.set_synced(false);
         assert!(h.readiness(true).is_err());
         // A standby does not sync, yet is ready to take over.

@@ -123,7 +123,8 @@ fn roles(policy: &str) -> Vec<(&'static str, serde_json::Value)> {
     )]
 }
 
-/// Readiness follows the first sync and Vault's reachability; metrics are served; SIGTERM stops
+/// Readiness follows the first sync and the reachability of Vault and Kubernetes; metrics are
+/// served; SIGTERM stops
 /// the process cleanly and quickly; secrets never reach the logs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_readiness_metrics_and_sigterm() {
@@ -183,6 +184,30 @@ async fn binary_readiness_metrics_and_sigterm() {
         p.ready().await.then_some(())
     })
     .await;
+
+    // Kubernetes failing: every request answers 500 and the open watches are cut; the watches
+    // fail to come back and the controller reports not ready until they do. (500 rather than 503:
+    // kube's client retries 503 by itself before the watcher sees it.)
+    env.kube.faults().fail_next("*", "*", 100_000, 500);
+    env.kube.faults().close_watches();
+    let (body, took) = wait_for("not ready while Kubernetes is down", TIMEOUT, || async {
+        match p.get("/readyz").await {
+            Some((503, body)) => Some(body),
+            _ => None,
+        }
+    })
+    .await;
+    println!(
+        "unready {took:?} after the Kubernetes API went down: {}",
+        body.trim()
+    );
+    assert!(body.contains("Kubernetes"), "{body}");
+    env.kube.faults().clear();
+    let (_, took) = wait_for("ready again after Kubernetes is back", TIMEOUT, || async {
+        p.ready().await.then_some(())
+    })
+    .await;
+    println!("ready again {took:?} after the Kubernetes API came back");
 
     let start = Instant::now();
     p.signal("TERM");
