@@ -73,7 +73,8 @@ pub struct Kind {
     pub extra_fields: &'static [&'static str],
 }
 
-const CRUD: &[&str] = &[
+/// Every verb of a stored kind (also what the bootstrap roles grant as read-write).
+pub(crate) const CRUD: &[&str] = &[
     "create",
     "delete",
     "deletecollection",

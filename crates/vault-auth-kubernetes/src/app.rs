@@ -124,6 +124,8 @@ pub async fn run_controller(settings: Settings, shutdown: CancellationToken) -> 
             let (rx, task) = leader_election(&syncer, election).await?;
             (rx, Some(task), None)
         }
+        // Without election this instance always leads. The sender is kept until the loop ends:
+        // a closed channel would make the loop's `leader.changed()` fire at once, every time.
         None => {
             let (tx, rx) = tokio::sync::watch::channel(true);
             (rx, None, Some(tx))

@@ -32,7 +32,7 @@ use crate::health::Health;
 use crate::k8s::snapshot::{ClusterSnapshot, ConfigMapState, ServiceAccountMeta, namespace_info};
 use crate::names::{
     MANAGED_ANNOTATION, MANAGED_SELECTOR, REVIEWER_SERVICE_ACCOUNT, REVIEWER_TOKEN_SECRET,
-    ROLES_ANNOTATION, ROLES_CONFIGMAP,
+    ROLES_CONFIGMAP,
 };
 use crate::sync::{Syncer, VaultRead};
 
@@ -261,9 +261,10 @@ fn slim<K: Resource>(obj: &mut K) {
     let meta = obj.meta_mut();
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {
+        // This tool's own annotations all start with `vault-auth-kubernetes/` (the roles record
+        // among them); the original's `vak-managed` and the token Secret's owner are the others.
         annotations.retain(|key, _| {
             key == MANAGED_ANNOTATION
-                || key == ROLES_ANNOTATION
                 || key.starts_with("vault-auth-kubernetes/")
                 || key == "kubernetes.io/service-account.name"
         });

@@ -49,7 +49,6 @@ struct Inner {
     managed_roles: Gauge,
     managed_service_accounts: Gauge,
     invalid_entries: Gauge,
-    last_success_timestamp: Gauge<f64, AtomicU64>,
     last_success_millis: Arc<AtomicU64>,
     vault_token_ttl: Gauge<f64, AtomicU64>,
     leader: Gauge,
@@ -107,12 +106,6 @@ impl Metrics {
             "Entries of the roles ConfigMap rejected by validation in the last pass",
             invalid_entries.clone(),
         );
-        let last_success_timestamp = Gauge::<f64, AtomicU64>::default();
-        registry.register(
-            "last_successful_sync_timestamp_seconds",
-            "Unix time of the last successful full synchronisation",
-            last_success_timestamp.clone(),
-        );
         let last_success_millis = Arc::new(AtomicU64::new(0));
         registry.register_collector(Box::new(SinceLastSuccess(last_success_millis.clone())));
         let vault_token_ttl = Gauge::<f64, AtomicU64>::default();
@@ -137,7 +130,6 @@ impl Metrics {
                 managed_roles,
                 managed_service_accounts,
                 invalid_entries,
-                last_success_timestamp,
                 last_success_millis,
                 vault_token_ttl,
                 leader,
@@ -172,9 +164,9 @@ impl Metrics {
             .inc();
         self.inner.reconcile_duration.observe(seconds);
         if success {
-            let now = unix_millis();
-            self.inner.last_success_timestamp.set(now as f64 / 1000.0);
-            self.inner.last_success_millis.store(now, Ordering::SeqCst);
+            self.inner
+                .last_success_millis
+                .store(unix_millis(), Ordering::SeqCst);
         }
     }
 
@@ -212,27 +204,38 @@ fn unix_millis() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// `seconds_since_last_successful_sync`, computed at scrape time (-1 before the first success),
-/// so an alert needs no arithmetic and no ticking task keeps it fresh.
+/// The last successful sync, from one recorded instant: its Unix time
+/// (`last_successful_sync_timestamp_seconds`, 0 before the first) and the seconds since
+/// (`seconds_since_last_successful_sync`, -1 before the first), computed at scrape time so an
+/// alert needs no arithmetic and no ticking task keeps it fresh.
 #[derive(Debug)]
 struct SinceLastSuccess(Arc<AtomicU64>);
 
 impl Collector for SinceLastSuccess {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let last = self.0.load(Ordering::SeqCst);
-        let value = if last == 0 {
+        let since = if last == 0 {
             -1.0
         } else {
             unix_millis().saturating_sub(last) as f64 / 1000.0
         };
-        let gauge = ConstGauge::new(value);
-        let metric = encoder.encode_descriptor(
-            "seconds_since_last_successful_sync",
-            "Seconds since the last successful full synchronisation (-1: none yet)",
-            None,
-            gauge.metric_type(),
-        )?;
-        gauge.encode(metric)
+        for (name, help, value) in [
+            (
+                "last_successful_sync_timestamp_seconds",
+                "Unix time of the last successful full synchronisation (0: none yet)",
+                last as f64 / 1000.0,
+            ),
+            (
+                "seconds_since_last_successful_sync",
+                "Seconds since the last successful full synchronisation (-1: none yet)",
+                since,
+            ),
+        ] {
+            let gauge = ConstGauge::new(value);
+            let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
     }
 }
 

@@ -210,68 +210,66 @@ impl Reviewer<'_> {
     }
 
     async fn ensure_token(&self, snapshot: &ClusterSnapshot) -> Result<SecretString> {
-        if let Some(secret) = &snapshot.reviewer_secret
-            && is_reviewer_token_secret(secret)
-            && let Some(token) = token_of(secret)
-        {
-            return Ok(token);
-        }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), self.namespace);
-        if let Some(secret) = &snapshot.reviewer_secret
-            && !is_reviewer_token_secret(secret)
-        {
-            // Same name, wrong kind of Secret: only replace it if this tool made it.
-            let ours = secret
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(MANAGED_BY_LABEL))
-                .is_some_and(|v| v == MANAGED_BY_VALUE);
-            if !ours {
-                return Err(Error::Conflict(format!(
-                    "Secret {}/{REVIEWER_TOKEN_SECRET} exists but is not a token Secret for \
-                     {REVIEWER_SERVICE_ACCOUNT} and was not created by this tool; remove or rename it",
-                    self.namespace
-                )));
-            }
-            let result = api
-                .delete(REVIEWER_TOKEN_SECRET, &DeleteParams::default())
-                .await;
-            if let Err(e) = result
-                && !matches!(&e, kube::Error::Api(s) if s.is_not_found())
-            {
-                return Err(self.op("delete reviewer token Secret")(e));
-            }
-        }
-        if snapshot.reviewer_secret.is_none()
-            || !snapshot
-                .reviewer_secret
-                .as_ref()
-                .is_some_and(is_reviewer_token_secret)
-        {
-            let secret = Secret {
-                metadata: ObjectMeta {
-                    name: Some(REVIEWER_TOKEN_SECRET.to_string()),
-                    labels: Some(managed_labels()),
-                    annotations: Some(BTreeMap::from([(
-                        SA_NAME_ANNOTATION.to_string(),
-                        REVIEWER_SERVICE_ACCOUNT.to_string(),
-                    )])),
-                    ..Default::default()
-                },
-                type_: Some(SA_TOKEN_TYPE.to_string()),
-                ..Default::default()
-            };
-            let result = api.create(&PostParams::default(), &secret).await;
-            match result {
-                Ok(_) => {
-                    info!(namespace = %self.namespace, name = REVIEWER_TOKEN_SECRET, "created reviewer token Secret");
+        match &snapshot.reviewer_secret {
+            Some(secret) if is_reviewer_token_secret(secret) => {
+                if let Some(token) = token_of(secret) {
+                    return Ok(token);
                 }
-                Err(kube::Error::Api(s)) if s.is_already_exists() => {}
-                Err(e) => return Err(self.op("create reviewer token Secret")(e)),
+                // Kubernetes has not filled in the token yet: wait for it below.
             }
+            Some(secret) => {
+                // Same name, wrong kind of Secret: only replace it if this tool made it.
+                let ours = secret
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(MANAGED_BY_LABEL))
+                    .is_some_and(|v| v == MANAGED_BY_VALUE);
+                if !ours {
+                    return Err(Error::Conflict(format!(
+                        "Secret {}/{REVIEWER_TOKEN_SECRET} exists but is not a token Secret for \
+                         {REVIEWER_SERVICE_ACCOUNT} and was not created by this tool; remove or rename it",
+                        self.namespace
+                    )));
+                }
+                match api
+                    .delete(REVIEWER_TOKEN_SECRET, &DeleteParams::default())
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.is_not_found() => {}
+                    Err(e) => return Err(self.op("delete reviewer token Secret")(e)),
+                }
+                self.create_token_secret(&api).await?;
+            }
+            None => self.create_token_secret(&api).await?,
         }
         self.wait_for_token(&api).await
+    }
+
+    async fn create_token_secret(&self, api: &Api<Secret>) -> Result<()> {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(REVIEWER_TOKEN_SECRET.to_string()),
+                labels: Some(managed_labels()),
+                annotations: Some(BTreeMap::from([(
+                    SA_NAME_ANNOTATION.to_string(),
+                    REVIEWER_SERVICE_ACCOUNT.to_string(),
+                )])),
+                ..Default::default()
+            },
+            type_: Some(SA_TOKEN_TYPE.to_string()),
+            ..Default::default()
+        };
+        match api.create(&PostParams::default(), &secret).await {
+            Ok(_) => {
+                info!(namespace = %self.namespace, name = REVIEWER_TOKEN_SECRET, "created reviewer token Secret");
+                Ok(())
+            }
+            Err(kube::Error::Api(s)) if s.is_already_exists() => Ok(()),
+            Err(e) => Err(self.op("create reviewer token Secret")(e)),
+        }
     }
 
     /// Polls the Secret until Kubernetes' token controller has filled in the token.
@@ -338,33 +336,29 @@ impl Reviewer<'_> {
             let desired = binding(NAMESPACE_READER, NAMESPACE_READER, self.namespace);
             return self.ensure_binding(snapshot, &desired).await;
         }
-        for (present, kind) in [
-            (has_binding, "clusterrolebinding"),
-            (has_role, "clusterrole"),
-        ] {
-            if !present {
-                continue;
-            }
-            let result = if kind == "clusterrole" {
-                roles
-                    .delete(NAMESPACE_READER, &DeleteParams::default())
-                    .await
-                    .map(|_| ())
-            } else {
-                bindings
-                    .delete(NAMESPACE_READER, &DeleteParams::default())
-                    .await
-                    .map(|_| ())
-            };
-            match result {
-                Ok(()) => {
-                    info!(name = NAMESPACE_READER, %kind, "deleted, no role uses a namespace selector")
-                }
-                Err(kube::Error::Api(s)) if s.is_not_found() => {}
-                Err(e) => return Err(self.op(&format!("delete namespace-reader {kind}"))(e)),
-            }
+        if has_binding {
+            self.delete_namespace_reader(&bindings, "ClusterRoleBinding")
+                .await?;
+        }
+        if has_role {
+            self.delete_namespace_reader(&roles, "ClusterRole").await?;
         }
         Ok(())
+    }
+
+    /// Deletes the namespace-reader object of this kind (a 404 is success).
+    async fn delete_namespace_reader<K>(&self, api: &Api<K>, kind: &str) -> Result<()>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        match api.delete(NAMESPACE_READER, &DeleteParams::default()).await {
+            Ok(_) => {
+                info!(name = NAMESPACE_READER, %kind, "deleted, no role uses a namespace selector");
+                Ok(())
+            }
+            Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+            Err(e) => Err(self.op(&format!("delete namespace-reader {kind}"))(e)),
+        }
     }
 }
 
