@@ -272,6 +272,40 @@ mod tests {
     }
 
     #[test]
+    fn rejects_other_bad_values_naming_the_flag_and_env_var() {
+        let cases: [(&[&str], &str); 4] = [
+            (
+                &["--vault-ca-cert", "/nonexistent/ca.pem"],
+                "--vault-ca-cert (env VAK_VAULT_CA_CERT)",
+            ),
+            (
+                &["--vault-approle-mount", " / "],
+                "--vault-approle-mount (env VAK_VAULT_APPROLE_MOUNT)",
+            ),
+            (
+                &["--vault-kube-host", "not a url"],
+                "--vault-kube-host (env VAK_VAULT_KUBE_HOST)",
+            ),
+            (
+                &["--leader-election", "--leader-lease-duration", "2s"],
+                "--leader-lease-duration (env VAK_LEADER_LEASE_DURATION)",
+            ),
+        ];
+        for (extra, setting) in cases {
+            let argv: Vec<&str> = FULL.iter().chain(extra.iter()).copied().collect();
+            let err = Settings::from_args(&args(&argv)).unwrap_err().to_string();
+            assert!(err.contains(setting), "{extra:?}: {err}");
+        }
+        // The same lease duration is fine when leader election is off.
+        let argv: Vec<&str> = FULL
+            .iter()
+            .chain(["--leader-lease-duration", "2s"].iter())
+            .copied()
+            .collect();
+        assert!(Settings::from_args(&args(&argv)).is_ok());
+    }
+
+    #[test]
     fn namespace_defaults_to_in_cluster_file_then_vault_auth() {
         let mut a = args(FULL);
         a.namespace = None;

@@ -28,3 +28,17 @@ pub fn init(level: &str, format: LogFormat) -> Result<()> {
         message: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_log_level_names_the_flag() {
+        // Fails before any subscriber is installed, so it cannot disturb other tests.
+        let err = init("info,[unclosed", LogFormat::Text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--log-level (env VAK_LOG_LEVEL)"), "{err}");
+    }
+}

@@ -224,15 +224,7 @@ async fn cleanup_restores_the_cluster_and_spares_the_users_objects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_refuses_a_foreign_mount() {
     let env = Env::start().await;
-    let r = env
-        .bao
-        .request(
-            "POST",
-            &format!("sys/auth/{AUTH_PATH}"),
-            Some(json!({"type": "userpass"})),
-        )
-        .await;
-    assert!(r.status < 300, "{r:?}");
+    env.mount_foreign_auth_method().await;
     let vault_before = vault_state(&env).await;
     env.kube.reset_counters();
     let run = vak(&env, &["cleanup", "--yes", "--delete-mount"]).await;

@@ -322,15 +322,7 @@ async fn users_own_service_accounts_are_never_touched() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_auth_method_at_the_mount_is_refused() {
     let env = Env::start().await;
-    let r = env
-        .bao
-        .request(
-            "POST",
-            &format!("sys/auth/{AUTH_PATH}"),
-            Some(json!({"type": "userpass"})),
-        )
-        .await;
-    assert!(r.status < 300, "{r:?}");
+    env.mount_foreign_auth_method().await;
     env.put_roles(&readme_roles()).await;
     let mounts_before = env.bao.request("GET", "sys/auth", None).await.body["data"].clone();
     env.kube.reset_counters();
@@ -742,5 +734,42 @@ async fn name_patterns_are_reported() {
     })
     .await;
     println!("{event:?}");
+    controller.stop().await.expect("clean stop");
+}
+
+/// A Secret of the user's under the reviewer token's name is never taken over: the controller
+/// reports the conflict and leaves the Secret exactly as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_secret_under_the_reviewer_name_is_left_alone() {
+    let env = Env::start().await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(env.client(), NAMESPACE);
+    let own: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "token-reviewer-token"},
+        "type": "Opaque",
+        "stringData": {"password": "mine"}
+    }))
+    .unwrap();
+    let before = secrets.create(&PostParams::default(), &own).await.unwrap();
+    env.put_roles(&readme_roles()).await;
+    let controller = env.controller(&[]);
+    let (event, _) = wait_for("Warning about the conflict", TIMEOUT, || async {
+        env.configmap_events()
+            .await
+            .into_iter()
+            .find(|(t, _, note)| t == "Warning" && note.contains("token-reviewer-token"))
+    })
+    .await;
+    println!("{event:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = secrets.get("token-reviewer-token").await.unwrap();
+    assert_eq!(after.metadata.uid, before.metadata.uid);
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    assert!(
+        env.vault_role("default").await.is_none(),
+        "no sync without a reviewer token"
+    );
     controller.stop().await.expect("clean stop");
 }

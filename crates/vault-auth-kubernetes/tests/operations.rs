@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use serde_json::json;
-use support::{Env, MOUNT, NAMESPACE, TIMEOUT, wait_for};
+use support::{Env, NAMESPACE, TIMEOUT, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vault-auth-kubernetes");
 
@@ -28,12 +28,7 @@ impl Process {
         let mut cmd = Command::new(BIN);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("KUBECONFIG", &env.kubeconfig)
-            .env("VAK_VAULT_HOST", env.bao.addr())
-            .env("VAK_VAULT_MOUNT", MOUNT)
-            .env("VAK_VAULT_ROLE_ID", &env.creds.role_id)
-            .env("VAK_VAULT_SECRET_ID", &env.creds.secret_id)
-            .env("VAK_NAMESPACE", NAMESPACE)
+            .envs(env.controller_env())
             .env("VAK_ADMIN_PORT", admin_port.to_string())
             .env("VAK_LOG_FORMAT", "json")
             .env("POD_NAME", name)

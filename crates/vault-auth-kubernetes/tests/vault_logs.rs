@@ -18,19 +18,26 @@ async fn logs() {
     skipping_verification_warns_loudly_once().await;
 }
 
-async fn secrets_never_appear_in_errors_or_logs() {
-    let bao = server().await;
-    let creds = readme_approle(&bao, "vak", json!({})).await;
+/// Captures this thread's logs up to `level` until the guard is dropped.
+fn capture_logs(
+    level: tracing::Level,
+) -> (testkit::SharedBuffer, tracing::subscriber::DefaultGuard) {
     let logs = testkit::SharedBuffer::default();
     let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
+        .with_max_level(level)
         .with_ansi(false)
         .with_writer({
             let logs = logs.clone();
             move || logs.clone()
         })
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+async fn secrets_never_appear_in_errors_or_logs() {
+    let bao = server().await;
+    let creds = readme_approle(&bao, "vak", json!({})).await;
+    let (logs, _guard) = capture_logs(tracing::Level::TRACE);
 
     // A wrong secret-id: the login fails, and neither it nor the right one is printed.
     let wrong = AppRoleCredentials {
@@ -86,15 +93,7 @@ async fn secrets_never_appear_in_errors_or_logs() {
 
 async fn skipping_verification_warns_loudly_once() {
     let (bao, creds) = tls_bao().await;
-    let logs = testkit::SharedBuffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer({
-            let logs = logs.clone();
-            move || logs.clone()
-        })
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_logs(tracing::Level::INFO);
 
     let mut s = settings(&bao, &creds);
     s.skip_tls_verify = true;

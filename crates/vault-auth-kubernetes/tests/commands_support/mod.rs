@@ -10,7 +10,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
-use crate::support::{AUTH_PATH, Env, MOUNT, NAMESPACE};
+use crate::support::{AUTH_PATH, Env};
 
 /// What a run of the binary left.
 #[derive(Debug)]
@@ -40,12 +40,7 @@ pub async fn vak_with(env: &Env, args: &[&str], extra_env: &[(&str, &str)]) -> R
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vault-auth-kubernetes"))
         .args(args)
         .env_clear()
-        .env("KUBECONFIG", &env.kubeconfig)
-        .env("VAK_VAULT_HOST", env.bao.addr())
-        .env("VAK_VAULT_MOUNT", MOUNT)
-        .env("VAK_VAULT_ROLE_ID", &env.creds.role_id)
-        .env("VAK_VAULT_SECRET_ID", &env.creds.secret_id)
-        .env("VAK_NAMESPACE", NAMESPACE)
+        .envs(env.controller_env())
         .envs(extra_env.iter().copied())
         .stdin(Stdio::null())
         .output()
@@ -82,12 +77,7 @@ pub async fn vak_on_terminal(
         .args(["--quiet", "--return", "--command", &command, "/dev/null"])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .env("KUBECONFIG", &env.kubeconfig)
-        .env("VAK_VAULT_HOST", env.bao.addr())
-        .env("VAK_VAULT_MOUNT", MOUNT)
-        .env("VAK_VAULT_ROLE_ID", &env.creds.role_id)
-        .env("VAK_VAULT_SECRET_ID", &env.creds.secret_id)
-        .env("VAK_NAMESPACE", NAMESPACE)
+        .envs(env.controller_env())
         .envs(extra_env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -126,6 +126,31 @@ impl Env {
         }
     }
 
+    /// The settings of the controller as environment variables, as the Helm chart passes them.
+    pub fn controller_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("KUBECONFIG", self.kubeconfig.display().to_string()),
+            ("VAK_VAULT_HOST", self.bao.addr().to_string()),
+            ("VAK_VAULT_MOUNT", MOUNT.to_string()),
+            ("VAK_VAULT_ROLE_ID", self.creds.role_id.clone()),
+            ("VAK_VAULT_SECRET_ID", self.creds.secret_id.clone()),
+            ("VAK_NAMESPACE", NAMESPACE.to_string()),
+        ]
+    }
+
+    /// Puts another type of auth method (userpass) where the controller's mount would go.
+    pub async fn mount_foreign_auth_method(&self) {
+        let r = self
+            .bao
+            .request(
+                "POST",
+                &format!("sys/auth/{AUTH_PATH}"),
+                Some(json!({"type": "userpass"})),
+            )
+            .await;
+        assert!(r.status < 300, "{r:?}");
+    }
+
     pub async fn create_namespace(&self, name: &str, labels: &[(&str, &str)]) {
         let api: Api<Namespace> = Api::all(self.client());
         let ns = Namespace {
@@ -160,10 +185,6 @@ impl Env {
                 (k.to_string(), text)
             })
             .collect();
-        self.put_roles_raw(data).await;
-    }
-
-    pub async fn put_roles_raw(&self, data: BTreeMap<String, String>) {
         put_configmap_data(&self.client(), data).await;
     }
 
