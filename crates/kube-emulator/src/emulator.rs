@@ -17,8 +17,8 @@ use crate::counters::Counters;
 use crate::error::Error;
 use crate::faults::Faults;
 use crate::ops::{self, WriteCtx};
+use crate::pki::Pki;
 use crate::store::Store;
-use crate::tls::Pki;
 use crate::{controllers, kinds, kubeconfig, meta, server};
 
 /// The issuer of ServiceAccount tokens (and the audience the API itself accepts).

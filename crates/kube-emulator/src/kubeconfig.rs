@@ -2,28 +2,34 @@
 
 use base64::Engine;
 
-/// A kubeconfig with one cluster (server URL and CA data), one token user and one context.
+/// A kubeconfig with one cluster (server URL and CA data), one token user and one context,
+/// all named `kube-emulator`.
 pub fn render(server: &str, ca_pem: &str, token: &str) -> String {
+    render_named("kube-emulator", server, ca_pem, token)
+}
+
+/// [`render`] with cluster, user and context named after `name`.
+pub fn render_named(name: &str, server: &str, ca_pem: &str, token: &str) -> String {
     let ca_data = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     format!(
         "apiVersion: v1
 kind: Config
 clusters:
-- name: kube-emulator
+- name: {name}
   cluster:
     server: {server}
     certificate-authority-data: {ca_data}
 users:
-- name: kube-emulator-admin
+- name: {name}-admin
   user:
     token: {token}
 contexts:
-- name: kube-emulator
+- name: {name}
   context:
-    cluster: kube-emulator
-    user: kube-emulator-admin
+    cluster: {name}
+    user: {name}-admin
     namespace: default
-current-context: kube-emulator
+current-context: {name}
 preferences: {{}}
 "
     )

@@ -1,4 +1,4 @@
-//! Acceptance: OpenBao's real Kubernetes auth method logs ServiceAccounts in by calling the
+//! Acceptance: TestVault's real Kubernetes auth method logs ServiceAccounts in by calling the
 //! emulator's TokenReview API, with a reviewer ServiceAccount bound to `system:auth-delegator`.
 //!
 //! Each scenario runs against a fresh emulator and a fresh `bao server -dev` (from
@@ -12,7 +12,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube_emulator::{Emulator, Options};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use testkit::{BaoResponse, OpenBao};
+use testkit::{BaoResponse, TestVault, VaultKind};
 
 /// Namespace of the reviewer ServiceAccount.
 const SYSTEM: &str = "vault-system";
@@ -34,7 +34,7 @@ enum ReviewerToken {
 
 struct Cluster {
     emulator: Emulator,
-    bao: OpenBao,
+    bao: TestVault,
 }
 
 impl Cluster {
@@ -48,7 +48,7 @@ impl Cluster {
         })
         .await
         .expect("start the emulator");
-        let bao = OpenBao::start().await;
+        let bao = TestVault::start_kind(VaultKind::OpenBao, false).await;
         let cluster = Cluster { emulator, bao };
         let admin = cluster.emulator.client();
         for namespace in [SYSTEM, APPS] {
@@ -434,7 +434,7 @@ async fn reviewer_needs_auth_delegator_with_rbac() {
         .await;
 }
 
-/// An expired token is refused: OpenBao, whose own clock still finds the token valid, asks the
+/// An expired token is refused: TestVault, whose own clock still finds the token valid, asks the
 /// emulator's TokenReview, which (its clock moved past exp + leeway) says no; the same token gets
 /// 401 from the API, while a token minted alongside it with a longer lifetime still logs in.
 #[tokio::test(flavor = "multi_thread")]

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::OpenBao;
+use crate::TestVault;
 
 /// The Vault policy from the original tool's README, verbatim, for a two-segment mount
 /// (`--vault-mount <environment>/<cluster>`): all the controller may need.
@@ -27,7 +27,7 @@ pub struct AppRoleCredentials {
     pub secret_id: String,
 }
 
-impl OpenBao {
+impl TestVault {
     /// Creates a namespace (OpenBao namespaces, as `bao namespace create`).
     pub async fn create_namespace(&self, name: &str) {
         let resp = self

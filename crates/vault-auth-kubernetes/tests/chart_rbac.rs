@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use testkit::{AppRoleCredentials, OpenBao, workspace_root};
+use testkit::{AppRoleCredentials, TestVault, workspace_root};
 use tokio_util::sync::CancellationToken;
 
 /// Chart scenario with leader election on, so the Lease rules are part of the proof.
@@ -401,7 +401,7 @@ enum Outcome {
 
 /// Runs the scenario with the chart's token: phase one (create, adopt, correct, events, status,
 /// lease), phase two (a role and the selector removed: deletions). Stops at the first 403.
-async fn scenario(run: &Run, bao: &OpenBao, creds: &AppRoleCredentials) -> Outcome {
+async fn scenario(run: &Run, bao: &TestVault, creds: &AppRoleCredentials) -> Outcome {
     run.prepare().await;
     let kubeconfig = run.chart_kubeconfig().await;
     let argv = [
@@ -482,7 +482,7 @@ async fn scenario(run: &Run, bao: &OpenBao, creds: &AppRoleCredentials) -> Outco
 async fn chart_rbac_is_sufficient_and_minimal() {
     let rendered = tempfile::tempdir().unwrap();
     let objects = render_chart(rendered.path());
-    let bao = OpenBao::start().await;
+    let bao = TestVault::start().await;
     let creds = support::setup_approle(&bao, None).await;
 
     // Sufficient: kubectl apply of the rendered chart, then the whole scenario without a 403.

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
-use testkit::OpenBao;
+use testkit::TestVault;
 use vault_auth_kubernetes::roles::{RoleSpec, diff_role, normalize_vault_role, parse_roles};
 
 const MOUNT: &str = "auth/kubernetes/rt";
@@ -15,10 +15,10 @@ const MOUNT: &str = "auth/kubernetes/rt";
 /// ("Error initializing Dev mode"); starting them one at a time avoids that.
 static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn bao_with_mount() -> OpenBao {
+async fn bao_with_mount() -> TestVault {
     let bao = {
         let _one_at_a_time = STARTING.lock().await;
-        OpenBao::start().await
+        TestVault::start().await
     };
     let r = bao
         .request(
@@ -38,7 +38,7 @@ fn spec(key: &str, body: &str) -> RoleSpec {
     set.roles.into_values().next().expect("one valid role")
 }
 
-async fn write(bao: &OpenBao, name: &str, body: &Map<String, Value>) {
+async fn write(bao: &TestVault, name: &str, body: &Map<String, Value>) {
     let r = bao
         .request(
             "POST",
@@ -51,7 +51,7 @@ async fn write(bao: &OpenBao, name: &str, body: &Map<String, Value>) {
     assert!(r.body.is_null(), "write {name} warned: {:?}", r.body);
 }
 
-async fn read(bao: &OpenBao, name: &str) -> Map<String, Value> {
+async fn read(bao: &TestVault, name: &str) -> Map<String, Value> {
     let r = bao
         .request("GET", &format!("{MOUNT}/role/{name}"), None)
         .await;

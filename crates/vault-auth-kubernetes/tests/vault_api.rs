@@ -3,7 +3,7 @@
 //! the client documents (missing roles, missing mounts, fresh config, capitals, re-enabling).
 
 use serde_json::{Map, Value, json};
-use testkit::{AppRoleCredentials, CA_CERT_PEM, OpenBao, README_POLICY};
+use testkit::{AppRoleCredentials, CA_CERT_PEM, README_POLICY, TestVault};
 use vault_auth_kubernetes::Error;
 use vault_auth_kubernetes::metrics::Metrics;
 use vault_auth_kubernetes::secret::Secret;
@@ -12,7 +12,7 @@ use vault_auth_kubernetes::vault::{KubernetesConfigWrite, VaultClient, VaultSett
 const MOUNT: &str = "kubernetes/prod/eu1";
 
 /// A client logged in with an AppRole whose only policy is the README's (in `namespace`).
-async fn readme_client(bao: &OpenBao, namespace: Option<&str>) -> VaultClient {
+async fn readme_client(bao: &TestVault, namespace: Option<&str>) -> VaultClient {
     bao.write_policy(namespace, "vault-auth-kubernetes", README_POLICY)
         .await;
     let AppRoleCredentials { role_id, secret_id } = bao
@@ -30,8 +30,8 @@ async fn readme_client(bao: &OpenBao, namespace: Option<&str>) -> VaultClient {
 }
 
 /// A server with [`MOUNT`] enabled by a README-policy client, and that client.
-async fn mounted() -> (OpenBao, VaultClient) {
-    let bao = OpenBao::start().await;
+async fn mounted() -> (TestVault, VaultClient) {
+    let bao = TestVault::start().await;
     let vault = readme_client(&bao, None).await;
     vault
         .enable_auth(MOUNT, "kubernetes", "d", "8760h")
@@ -58,7 +58,7 @@ fn config(jwt: &str) -> KubernetesConfigWrite {
 
 #[tokio::test]
 async fn the_readme_policy_allows_every_operation_on_a_two_segment_mount() {
-    let bao = OpenBao::start().await;
+    let bao = TestVault::start().await;
     let vault = readme_client(&bao, None).await;
 
     // Auth mount: absent, enabled with description and max_lease_ttl in the enable call.
@@ -298,7 +298,7 @@ async fn writes_are_full_bodies_and_roles_come_back_raw() {
 
 #[tokio::test]
 async fn a_namespace_keeps_mount_config_and_roles_inside_it() {
-    let bao = OpenBao::start().await;
+    let bao = TestVault::start().await;
     bao.create_namespace("team1").await;
     let vault = readme_client(&bao, Some("team1")).await;
 

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use serde_json::{Value, json};
-use testkit::{AppRoleCredentials, OpenBao, README_POLICY};
+use testkit::{AppRoleCredentials, README_POLICY, TestVault};
 use tokio_util::sync::CancellationToken;
 use vault_auth_kubernetes::cli::Cli;
 use vault_auth_kubernetes::settings::Settings;
@@ -49,7 +49,7 @@ pub fn readme_roles() -> Vec<(&'static str, serde_json::Value)> {
 /// Emulator + OpenBao + AppRole, ready for a controller.
 pub struct Env {
     pub kube: kube_emulator::Emulator,
-    pub bao: OpenBao,
+    pub bao: TestVault,
     pub creds: AppRoleCredentials,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
@@ -65,7 +65,7 @@ impl Env {
     pub async fn start_with(options: kube_emulator::Options) -> Env {
         init_tracing();
         let kube = kube_emulator::start(options).await.expect("start emulator");
-        let bao = OpenBao::start().await;
+        let bao = TestVault::start().await;
         let creds = setup_approle(&bao, None).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
@@ -340,7 +340,7 @@ pub async fn put_configmap_data(client: &kube::Client, data: BTreeMap<String, St
 }
 
 /// Writes the README policy (verbatim) and an AppRole holding it; returns its credentials.
-pub async fn setup_approle(bao: &OpenBao, params: Option<Value>) -> AppRoleCredentials {
+pub async fn setup_approle(bao: &TestVault, params: Option<Value>) -> AppRoleCredentials {
     bao.write_policy(None, "vault-auth-kubernetes", README_POLICY)
         .await;
     bao.write_policy(
@@ -354,7 +354,7 @@ pub async fn setup_approle(bao: &OpenBao, params: Option<Value>) -> AppRoleCrede
 }
 
 /// Re-creates the AppRole with the same role-id and secret-id (after OpenBao lost its storage).
-pub async fn restore_approle(bao: &OpenBao, creds: &AppRoleCredentials) {
+pub async fn restore_approle(bao: &TestVault, creds: &AppRoleCredentials) {
     setup_approle(bao, None).await;
     let role = "auth/approle/role/vault-auth-kubernetes";
     let r = bao

@@ -3,14 +3,14 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use serde_json::json;
-use testkit::{AppRoleCredentials, OpenBao, README_POLICY};
+use testkit::{AppRoleCredentials, README_POLICY, TestVault};
 use vault_auth_kubernetes::metrics::Metrics;
 use vault_auth_kubernetes::secret::Secret;
 use vault_auth_kubernetes::vault::{VaultClient, VaultSettings};
 
 pub const MOUNT: &str = "kubernetes/prod/eu1";
 
-pub fn client(bao: &OpenBao, creds: &AppRoleCredentials) -> (VaultClient, Metrics) {
+pub fn client(bao: &TestVault, creds: &AppRoleCredentials) -> (VaultClient, Metrics) {
     let metrics = Metrics::new();
     let settings = VaultSettings::new(
         bao.addr(),
@@ -35,8 +35,8 @@ pub fn requests(metrics: &Metrics, operation: &str, status: Option<&str>) -> u64
 }
 
 /// OpenBao with a Kubernetes auth method at [`MOUNT`] and the README's policy.
-pub async fn server() -> OpenBao {
-    let bao = OpenBao::start().await;
+pub async fn server() -> TestVault {
+    let bao = TestVault::start().await;
     bao.cli(&["auth", "enable", "-path=kubernetes/prod/eu1", "kubernetes"]);
     bao.write_policy(None, "vault-auth-kubernetes", README_POLICY)
         .await;
@@ -45,7 +45,7 @@ pub async fn server() -> OpenBao {
 
 /// AppRole `name` holding only the README's policy, with extra role parameters.
 pub async fn readme_approle(
-    bao: &OpenBao,
+    bao: &TestVault,
     name: &str,
     extra: serde_json::Value,
 ) -> AppRoleCredentials {
@@ -58,8 +58,8 @@ pub async fn readme_approle(
 }
 
 /// OpenBao serving HTTPS with its own CA, and an AppRole holding the README's policy.
-pub async fn tls_bao() -> (OpenBao, AppRoleCredentials) {
-    let bao = OpenBao::start_tls().await;
+pub async fn tls_bao() -> (TestVault, AppRoleCredentials) {
+    let bao = TestVault::start_tls().await;
     assert!(bao.addr().starts_with("https://"), "{}", bao.addr());
     bao.write_policy(None, "vak", README_POLICY).await;
     let creds = bao
@@ -68,7 +68,7 @@ pub async fn tls_bao() -> (OpenBao, AppRoleCredentials) {
     (bao, creds)
 }
 
-pub fn settings(bao: &OpenBao, creds: &AppRoleCredentials) -> VaultSettings {
+pub fn settings(bao: &TestVault, creds: &AppRoleCredentials) -> VaultSettings {
     VaultSettings::new(
         bao.addr(),
         &creds.role_id,

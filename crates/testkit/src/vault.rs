@@ -1,4 +1,9 @@
-//! A real OpenBao dev server for tests.
+//! A real Vault dev server for tests: OpenBao or HashiCorp Vault, chosen by the environment.
+//!
+//! `VAK_TEST_VAULT=openbao` (the default) or `vault`. Both are started the same way
+//! (`server -dev`, in-memory storage, a known root token) and answer the same API; where they
+//! differ (Vault has no namespaces without Enterprise, OpenBao knows `token_strictly_bind_ip`)
+//! tests ask [`TestVault::kind`] or are named `openbao_only_*`.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -7,13 +12,58 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::tools::bao_bin;
+use crate::tools::{bao_bin, vault_bin};
 
 /// Root token of every dev server the harness starts.
 const ROOT_TOKEN: &str = "root";
 
-/// A running `bao server -dev` (in-memory storage), killed on drop.
-pub struct OpenBao {
+/// Which Vault server a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VaultKind {
+    /// OpenBao (`bao`), from the pinned PyPI wheel.
+    OpenBao,
+    /// HashiCorp Vault (`vault`), built from its pinned Go module; a test server only.
+    Vault,
+}
+
+impl VaultKind {
+    /// From `VAK_TEST_VAULT` (`openbao` when unset); panics on anything else.
+    pub fn from_env() -> VaultKind {
+        match std::env::var("VAK_TEST_VAULT").as_deref() {
+            Err(_) | Ok("") | Ok("openbao") => VaultKind::OpenBao,
+            Ok("vault") => VaultKind::Vault,
+            Ok(other) => panic!("VAK_TEST_VAULT={other:?}: expected \"openbao\" or \"vault\""),
+        }
+    }
+
+    /// The server binary.
+    pub fn bin(self) -> PathBuf {
+        match self {
+            VaultKind::OpenBao => bao_bin(),
+            VaultKind::Vault => vault_bin(),
+        }
+    }
+
+    /// "OpenBao" or "Vault", for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            VaultKind::OpenBao => "OpenBao",
+            VaultKind::Vault => "Vault",
+        }
+    }
+
+    /// Prefix of the CLI's environment variables (`BAO_ADDR` or `VAULT_ADDR`).
+    fn env_prefix(self) -> &'static str {
+        match self {
+            VaultKind::OpenBao => "BAO",
+            VaultKind::Vault => "VAULT",
+        }
+    }
+}
+
+/// A running `server -dev` (in-memory storage), killed on drop.
+pub struct TestVault {
+    kind: VaultKind,
     addr: String,
     port: u16,
     child: Option<Child>,
@@ -30,26 +80,29 @@ pub struct BaoResponse {
     pub body: Value,
 }
 
-impl OpenBao {
-    /// Starts a dev server on a free loopback port and waits until it is unsealed and active.
-    pub async fn start() -> OpenBao {
-        Self::start_with(false).await
+impl TestVault {
+    /// Starts the dev server `VAK_TEST_VAULT` names on a free loopback port and waits until it
+    /// is unsealed and active.
+    pub async fn start() -> TestVault {
+        Self::start_kind(VaultKind::from_env(), false).await
     }
 
     /// Starts a dev server that serves HTTPS only (`-dev-tls`), with a certificate for
-    /// `127.0.0.1` and `localhost` signed by a fresh CA at [`OpenBao::ca_cert_path`].
-    pub async fn start_tls() -> OpenBao {
-        Self::start_with(true).await
+    /// `127.0.0.1` and `localhost` signed by a fresh CA at [`TestVault::ca_cert_path`].
+    pub async fn start_tls() -> TestVault {
+        Self::start_kind(VaultKind::from_env(), true).await
     }
 
-    async fn start_with(tls: bool) -> OpenBao {
+    /// Starts a dev server of this kind, whatever the environment says.
+    pub async fn start_kind(kind: VaultKind, tls: bool) -> TestVault {
         // reqwest is built without a bundled crypto provider; ring is the workspace's one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let port = free_port();
-        let log = std::env::temp_dir().join(format!("testkit-openbao-{port}.log"));
-        let tls_dir = tls.then(|| std::env::temp_dir().join(format!("testkit-openbao-{port}-tls")));
+        let log = std::env::temp_dir().join(format!("testkit-vault-{port}.log"));
+        let tls_dir = tls.then(|| std::env::temp_dir().join(format!("testkit-vault-{port}-tls")));
         let scheme = if tls { "https" } else { "http" };
-        let mut bao = OpenBao {
+        let mut bao = TestVault {
+            kind,
             addr: format!("{scheme}://127.0.0.1:{port}"),
             port,
             child: None,
@@ -61,8 +114,13 @@ impl OpenBao {
         bao
     }
 
-    /// With [`OpenBao::start_tls`]: the PEM file of the CA that signed the server certificate
-    /// (rewritten by [`OpenBao::restart_empty`]).
+    /// OpenBao or Vault.
+    pub fn kind(&self) -> VaultKind {
+        self.kind
+    }
+
+    /// With [`TestVault::start_tls`]: the PEM file of the CA that signed the server certificate
+    /// (rewritten by [`TestVault::restart_empty`]).
     pub fn ca_cert_path(&self) -> Option<PathBuf> {
         self.tls_dir.as_ref().map(|dir| dir.join("vault-ca.pem"))
     }
@@ -84,7 +142,7 @@ impl OpenBao {
         self.spawn().await;
     }
 
-    /// Stops the server (it stays stopped until [`OpenBao::restart_empty`]).
+    /// Stops the server (it stays stopped until [`TestVault::restart_empty`]).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -92,12 +150,14 @@ impl OpenBao {
         }
     }
 
-    /// Runs the `bao` CLI against this server as root; panics with its output if it fails.
+    /// Runs the server's CLI (`bao` or `vault`) against it as root; panics with its output if
+    /// it fails.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = self.cli_output(args);
         if !out.status.success() {
             panic!(
-                "bao {} failed: {}{}",
+                "{} {} failed: {}{}",
+                self.kind.bin().display(),
                 args.join(" "),
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
@@ -106,19 +166,23 @@ impl OpenBao {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Runs the `bao` CLI against this server as root and returns its raw output.
+    /// Runs the server's CLI against it as root and returns its raw output.
     pub fn cli_output(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(bao_bin());
-        command
-            .args(args)
-            .env("BAO_ADDR", &self.addr)
-            .env("BAO_TOKEN", ROOT_TOKEN)
-            .env_remove("VAULT_ADDR")
-            .env_remove("VAULT_TOKEN");
-        if let Some(ca) = self.ca_cert_path() {
-            command.env("BAO_CACERT", ca);
+        let mut command = Command::new(self.kind.bin());
+        command.args(args);
+        for prefix in ["BAO", "VAULT"] {
+            for var in ["ADDR", "TOKEN", "CACERT", "NAMESPACE"] {
+                command.env_remove(format!("{prefix}_{var}"));
+            }
         }
-        command.output().expect("run bao")
+        let prefix = self.kind.env_prefix();
+        command
+            .env(format!("{prefix}_ADDR"), &self.addr)
+            .env(format!("{prefix}_TOKEN"), ROOT_TOKEN);
+        if let Some(ca) = self.ca_cert_path() {
+            command.env(format!("{prefix}_CACERT"), ca);
+        }
+        command.output().expect("run the Vault CLI")
     }
 
     /// Raw API call as root: `method` may be any HTTP method or `LIST`.
@@ -143,9 +207,9 @@ impl OpenBao {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let resp = req.send().await.expect("request to OpenBao");
+        let resp = req.send().await.expect("request to the Vault dev server");
         let status = resp.status().as_u16();
-        let text = resp.text().await.expect("OpenBao response body");
+        let text = resp.text().await.expect("Vault response body");
         let body = if text.trim().is_empty() {
             Value::Null
         } else {
@@ -155,7 +219,7 @@ impl OpenBao {
     }
 
     async fn spawn(&mut self) {
-        let log = std::fs::File::create(&self.log).expect("create OpenBao log file");
+        let log = std::fs::File::create(&self.log).expect("create the dev server's log file");
         let mut args = vec![
             "server".to_string(),
             "-dev".to_string(),
@@ -167,17 +231,17 @@ impl OpenBao {
         if let Some(dir) = &self.tls_dir {
             // A fresh CA per start: remove the old one so readiness waits for the new file.
             let _ = std::fs::remove_dir_all(dir);
-            std::fs::create_dir_all(dir).expect("create OpenBao TLS folder");
+            std::fs::create_dir_all(dir).expect("create the dev server's TLS folder");
             args.push("-dev-tls".to_string());
             args.push(format!("-dev-tls-cert-dir={}", dir.display()));
         }
-        let child = Command::new(bao_bin())
+        let child = Command::new(self.kind.bin())
             .args(&args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
             .spawn()
-            .expect("spawn bao server -dev");
+            .expect("spawn server -dev");
         self.child = Some(child);
         self.wait_ready().await;
     }
@@ -201,13 +265,15 @@ impl OpenBao {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 panic!(
-                    "bao server -dev exited with {status}; log:\n{}",
+                    "{} server -dev exited with {status}; log:\n{}",
+                    self.kind.name(),
                     std::fs::read_to_string(&self.log).unwrap_or_default()
                 );
             }
             if Instant::now() > deadline {
                 panic!(
-                    "OpenBao at {} not healthy after 30 s; log:\n{}",
+                    "{} at {} not healthy after 30 s; log:\n{}",
+                    self.kind.name(),
                     self.addr,
                     std::fs::read_to_string(&self.log).unwrap_or_default()
                 );
@@ -217,7 +283,7 @@ impl OpenBao {
     }
 }
 
-impl Drop for OpenBao {
+impl Drop for TestVault {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_file(&self.log);
@@ -231,8 +297,8 @@ impl Drop for OpenBao {
 fn http_client(ca: Option<&Path>) -> reqwest::Client {
     let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
     if let Some(ca) = ca {
-        let pem = std::fs::read(ca).expect("read OpenBao CA");
-        let cert = reqwest::Certificate::from_pem(&pem).expect("OpenBao CA is PEM");
+        let pem = std::fs::read(ca).expect("read the dev server's CA");
+        let cert = reqwest::Certificate::from_pem(&pem).expect("the dev server's CA is PEM");
         builder = builder.tls_certs_only([cert]);
     }
     builder.build().expect("http client")

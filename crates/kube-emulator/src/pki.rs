@@ -1,5 +1,6 @@
 //! The emulator's PKI: a fresh CA per start and a serving certificate for loopback, and the
-//! rustls server configuration (ring provider, HTTP/2 and HTTP/1.1 by ALPN).
+//! rustls server configuration (ring provider, HTTP/2 and HTTP/1.1 by ALPN). Public so the test
+//! kit's real control plane gets the same certificates (as PEM files for kube-apiserver).
 
 use std::sync::Arc;
 
@@ -89,6 +90,16 @@ impl Pki {
         })
     }
 
+    /// PEM of the serving certificate.
+    pub fn server_cert_pem(&self) -> String {
+        pem("CERTIFICATE", &self.server_cert)
+    }
+
+    /// PEM (PKCS#8) of the serving certificate's private key.
+    pub fn server_key_pem(&self) -> String {
+        pem("PRIVATE KEY", self.server_key.secret_pkcs8_der())
+    }
+
     /// rustls server configuration serving the certificate, with h2 and http/1.1 by ALPN.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -106,6 +117,25 @@ impl Pki {
     }
 }
 
+/// A fresh ECDSA P-256 key pair as PEM: (PKCS#8 private key, SubjectPublicKeyInfo public key),
+/// e.g. for signing and verifying ServiceAccount tokens.
+pub fn signing_key_pem() -> Result<(String, String), Error> {
+    let key = KeyPair::generate().map_err(|e| Error::Certificates(e.to_string()))?;
+    Ok((key.serialize_pem(), key.public_key_pem()))
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +147,13 @@ mod tests {
         let config = pki.server_config().unwrap();
         assert_eq!(config.alpn_protocols.len(), 2);
         assert!(!format!("{pki:?}").contains("PRIVATE"));
+        assert!(
+            pki.server_cert_pem()
+                .starts_with("-----BEGIN CERTIFICATE-----\n")
+        );
+        assert!(pki.server_key_pem().contains("BEGIN PRIVATE KEY"));
+        let (private, public) = signing_key_pem().unwrap();
+        assert!(private.contains("BEGIN PRIVATE KEY"));
+        assert!(public.contains("BEGIN PUBLIC KEY"));
     }
 }
