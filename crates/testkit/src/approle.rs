@@ -27,7 +27,45 @@ pub struct AppRoleCredentials {
     pub secret_id: String,
 }
 
+/// Name of the README's policy and of the AppRole holding it.
+pub const README_APPROLE: &str = "vault-auth-kubernetes";
+
 impl TestVault {
+    /// The README's Vault set-up: policy `vault-auth-kubernetes` (verbatim, [`README_POLICY`])
+    /// and an AppRole of that name holding only it, with `extra` role parameters (e.g.
+    /// `{"token_ttl": "5s"}`); returns its credentials.
+    pub async fn readme_approle(&self, extra: Value) -> AppRoleCredentials {
+        self.write_policy(None, README_APPROLE, README_POLICY).await;
+        let mut params = json!({"token_policies": [README_APPROLE]});
+        if let (Some(params), Some(extra)) = (params.as_object_mut(), extra.as_object()) {
+            params.extend(extra.clone());
+        }
+        self.approle(None, README_APPROLE, params).await
+    }
+
+    /// Sets up [`TestVault::readme_approle`] again with the same role-id and secret-id, as an
+    /// operator restoring a Vault that lost its storage would.
+    pub async fn restore_readme_approle(&self, creds: &AppRoleCredentials) {
+        self.readme_approle(json!({})).await;
+        let role = format!("auth/approle/role/{README_APPROLE}");
+        let r = self
+            .request(
+                "POST",
+                &format!("{role}/role-id"),
+                Some(json!({"role_id": creds.role_id})),
+            )
+            .await;
+        assert!(r.status < 300, "set role-id: {r:?}");
+        let r = self
+            .request(
+                "POST",
+                &format!("{role}/custom-secret-id"),
+                Some(json!({"secret_id": creds.secret_id})),
+            )
+            .await;
+        assert!(r.status < 300, "set secret-id: {r:?}");
+    }
+
     /// Creates a namespace (OpenBao namespaces, as `bao namespace create`).
     pub async fn create_namespace(&self, name: &str) {
         let resp = self

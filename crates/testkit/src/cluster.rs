@@ -8,10 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, PostParams};
-
 use crate::real_cluster::RealCluster;
 
 /// Which Kubernetes API server a test runs against.
@@ -188,20 +184,7 @@ impl TestCluster {
         audiences: &[&str],
         seconds: i64,
     ) -> String {
-        let api: Api<ServiceAccount> = Api::namespaced(self.client(), namespace);
-        let request = TokenRequest {
-            spec: TokenRequestSpec {
-                audiences: audiences.iter().map(|a| a.to_string()).collect(),
-                expiration_seconds: Some(seconds),
-                bound_object_ref: None,
-            },
-            ..Default::default()
-        };
-        let answer = api
-            .create_token_request(name, &PostParams::default(), &request)
-            .await
-            .unwrap_or_else(|e| panic!("TokenRequest for {namespace}/{name}: {e}"));
-        answer.status.expect("TokenRequest status").token
+        crate::objects::token_request(&self.client(), namespace, name, audiences, seconds).await
     }
 
     /// Requests of the admin identity since the last [`TestCluster::reset_counters`], by
@@ -212,6 +195,21 @@ impl TestCluster {
             Backend::Emulator(e) => e.counters(),
             Backend::Real(r) => kube_emulator::Counters::from_entries(r.counters()),
         }
+    }
+
+    /// Requests of every client (the admin, ServiceAccounts; not the real control plane's own)
+    /// since the last [`TestCluster::reset_counters`]: e.g. the 403s a ServiceAccount got.
+    pub fn client_counters(&self) -> kube_emulator::Counters {
+        match &self.backend {
+            Backend::Emulator(e) => e.counters(),
+            Backend::Real(r) => kube_emulator::Counters::from_entries(r.counters_of_clients()),
+        }
+    }
+
+    /// The admin kubeconfig with `token` in place of the admin's: what a pod of that identity
+    /// would use.
+    pub fn kubeconfig_with_token(&self, token: &str) -> String {
+        kube_emulator::kubeconfig::render_named("test", &self.url(), self.ca_pem(), token)
     }
 
     /// Forgets the requests counted so far.

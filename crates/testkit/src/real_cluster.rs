@@ -383,6 +383,24 @@ impl RealCluster {
     /// so what the control plane does by itself (controller manager, apiserver loopback) is left
     /// out; requests whose audit event is not yet written (a few ms) are missed.
     pub fn counters(&self) -> BTreeMap<(String, String, u16), u64> {
+        self.counters_where(|user| user == ADMIN_USER)
+    }
+
+    /// Like [`RealCluster::counters`], for every identity but the control plane's own
+    /// (the controller manager and its controllers' ServiceAccounts, the apiserver itself):
+    /// e.g. to see the 403s a ServiceAccount got.
+    pub fn counters_of_clients(&self) -> BTreeMap<(String, String, u16), u64> {
+        self.counters_where(|user| {
+            !(user.starts_with("system:kube-")
+                || user.starts_with("system:serviceaccount:kube-system:")
+                || user == "system:apiserver")
+        })
+    }
+
+    fn counters_where(
+        &self,
+        counted: impl Fn(&str) -> bool,
+    ) -> BTreeMap<(String, String, u16), u64> {
         let mark = *self.audit_mark.lock().unwrap_or_else(|e| e.into_inner());
         let mut counts = BTreeMap::new();
         let Ok(mut file) = std::fs::File::open(&self.audit_log) else {
@@ -395,7 +413,7 @@ impl RealCluster {
             let Ok(event) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
-            if event["user"]["username"] != ADMIN_USER {
+            if !counted(event["user"]["username"].as_str().unwrap_or_default()) {
                 continue;
             }
             if let Some(key) = audit_key(&event) {

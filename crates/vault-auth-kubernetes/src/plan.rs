@@ -349,7 +349,12 @@ fn plan_roles(plan: &mut Plan, roles: &RoleSet, observed: &Observed) {
                 body: spec.body.clone(),
             },
             (Some(spec), Some(actual)) => {
-                let changes = diff_role(&spec.body, &normalize_vault_role(actual));
+                // Only what the body holds is compared: a parameter the server does not
+                // accept is left out of it (see `RoleSet::for_server`), and Vault has no
+                // value for it either.
+                let mut actual = normalize_vault_role(actual);
+                actual.retain(|field, _| spec.body.contains_key(field));
+                let changes = diff_role(&spec.body, &actual);
                 if changes.is_empty() {
                     continue;
                 }

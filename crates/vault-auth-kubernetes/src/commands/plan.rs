@@ -114,6 +114,14 @@ impl PlanReport {
             change.reasons.push(reason.to_string());
         }
         let roles = role_changes(&plan.roles);
+        if observation.role_params.is_none() && !roles.is_empty() {
+            plan.notes.push(
+                "the auth mount does not exist yet: a sync enables it first and then checks the \
+                 role bodies against the parameters it accepts (HashiCorp Vault has no \
+                 token_strictly_bind_ip)"
+                    .to_string(),
+            );
+        }
         let findings: Vec<&Finding> = observation.findings().collect();
         let pick = |error: bool| -> Vec<Finding> {
             findings
@@ -152,12 +160,18 @@ pub fn role_changes(actions: &[RoleAction]) -> Vec<RoleChange> {
     actions
         .iter()
         .map(|action| match action {
-            RoleAction::Create { name, body } => RoleChange {
-                action: "create",
-                name: name.clone(),
-                body: Some(body.clone()),
-                changes: diff_role(body, &defaults),
-            },
+            RoleAction::Create { name, body } => {
+                // Against the defaults of the parameters the body holds (the server may not
+                // accept every parameter this tool knows).
+                let mut defaults = defaults.clone();
+                defaults.retain(|field, _| body.contains_key(field));
+                RoleChange {
+                    action: "create",
+                    name: name.clone(),
+                    body: Some(body.clone()),
+                    changes: diff_role(body, &defaults),
+                }
+            }
             RoleAction::Update {
                 name,
                 body,

@@ -80,6 +80,8 @@ fn observation(mount: MountState) -> Observation {
         token_reviewer_jwt_set: true,
     });
     Observation {
+        // The mount describes its parameters once it exists.
+        role_params: (mount == MountState::Kubernetes).then(crate::roles::ServerParams::all),
         roles: Some(roles),
         desired_service_accounts: Some(desired),
         config: DesiredConfig {

@@ -16,6 +16,7 @@ mod name;
 mod normalize;
 mod parse;
 mod selector;
+mod server;
 mod values;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ mod test_util {
 pub use diff::{FieldChange, diff_role};
 pub use name::glob_match;
 pub use normalize::normalize_vault_role;
+pub use server::ServerParams;
 
 /// One valid ConfigMap entry, ready to be written to Vault.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -170,22 +170,33 @@ impl Syncer {
             namespace: &self.settings.namespace,
         };
         let jwt = reviewer.ensure(snapshot).await?;
-        let observation = self.observe_with(snapshot, vault, jwt).await;
+        let mut observation = self.observe_with(snapshot, vault, jwt.clone()).await;
         let observed = started.elapsed();
-        let plan = observation.plan(self.settings.mount.as_str(), &self.fingerprint_scope())?;
+        let mut plan = observation.plan(self.settings.mount.as_str(), &self.fingerprint_scope())?;
         let planned = started.elapsed() - observed;
-        let mut report = SyncReport {
-            invalid_entries: observation.roles.as_ref().map_or(0, |r| r.rejected.len()),
-            bound_names: observation
-                .roles
-                .iter()
-                .flat_map(|r| r.roles.values())
-                .flat_map(|role| role.service_account_names.iter().cloned())
-                .collect(),
-            ..Default::default()
-        };
-        let applied = self.apply(snapshot, &observation, &plan).await;
-        report.failures = applied;
+        let mut report = SyncReport::default();
+        if let Err(failure) = self.apply_mount_and_config(&observation, &plan).await {
+            report.failures.push(failure);
+        } else if plan.enable_mount {
+            // The role bodies depend on what the new mount accepts (HashiCorp Vault and OpenBao
+            // differ), which only the mount itself can say: read it, and plan the roles again.
+            let (enabled, config) = (plan.enable_mount, plan.write_config.take());
+            let vault = self.read_vault(self.mount_state().await?).await?;
+            observation = self.observe_with(snapshot, vault, jwt).await;
+            plan = observation.plan(self.settings.mount.as_str(), &self.fingerprint_scope())?;
+            plan.enable_mount = enabled;
+            plan.write_config = config;
+        }
+        report.invalid_entries = observation.roles.as_ref().map_or(0, |r| r.rejected.len());
+        report.bound_names = observation
+            .roles
+            .iter()
+            .flat_map(|r| r.roles.values())
+            .flat_map(|role| role.service_account_names.iter().cloned())
+            .collect();
+        if report.failures.is_empty() {
+            report.failures = self.apply_roles_and_accounts(snapshot, &plan).await;
+        }
         debug!(
             observe_ms = observed.as_millis() as u64,
             plan_ms = planned.as_millis() as u64,
@@ -214,17 +225,14 @@ impl Syncer {
         Ok(report)
     }
 
-    /// Carries out the plan; returns the failures. Mount and config failures stop the pass
-    /// (roles cannot be written without them); role and ServiceAccount failures do not stop the
-    /// other actions.
-    pub async fn apply(
+    /// Enables the mount and writes its config as the plan says. A failure here stops the pass:
+    /// roles cannot be written without them.
+    async fn apply_mount_and_config(
         &self,
-        snapshot: &ClusterSnapshot,
         observation: &Observation,
         plan: &Plan,
-    ) -> Vec<String> {
+    ) -> std::result::Result<(), String> {
         let path = self.auth_path();
-        let mut failures = Vec::new();
         if plan.enable_mount {
             let description = format!(
                 "Kubernetes auth backend for {} cluster (managed by vault-auth-kubernetes)",
@@ -241,7 +249,7 @@ impl Syncer {
                 .await
             {
                 Ok(()) => info!(%path, "enabled kubernetes auth method"),
-                Err(e) => return vec![e.to_string()],
+                Err(e) => return Err(e.to_string()),
             }
         }
         if let Some(change) = &plan.write_config {
@@ -257,9 +265,21 @@ impl Syncer {
                     let fingerprint = observation.config.fingerprint(&self.fingerprint_scope());
                     self.record_fingerprint(fingerprint).await;
                 }
-                Err(e) => return vec![e.to_string()],
+                Err(e) => return Err(e.to_string()),
             }
         }
+        Ok(())
+    }
+
+    /// Carries out the role and ServiceAccount actions of the plan; returns the failures. One
+    /// failure does not stop the other actions.
+    async fn apply_roles_and_accounts(
+        &self,
+        snapshot: &ClusterSnapshot,
+        plan: &Plan,
+    ) -> Vec<String> {
+        let path = self.auth_path();
+        let mut failures = Vec::new();
 
         // Futures built first, then run with bounded concurrency (see `VaultClient::read_roles`
         // for why not a stream closure).

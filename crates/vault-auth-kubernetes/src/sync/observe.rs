@@ -12,7 +12,7 @@ use crate::plan::{
     DesiredConfig, MountState, Observed, ObservedConfig, Plan, PlanError, PlanInput, RoleAction,
     plan,
 };
-use crate::roles::{Finding, RoleSet, parse_roles};
+use crate::roles::{Finding, RoleSet, ServerParams, parse_roles};
 use crate::secret::Secret as SecretString;
 
 use super::{CONFIG_FINGERPRINT_ANNOTATION, Syncer, VAULT_CONCURRENCY};
@@ -33,6 +33,8 @@ pub struct VaultView {
     pub mount: MountState,
     pub config: Option<ObservedConfig>,
     pub roles: BTreeMap<String, Map<String, Value>>,
+    /// The role parameters the mount accepts; `None` until the mount exists.
+    pub role_params: Option<ServerParams>,
 }
 
 impl VaultView {
@@ -40,6 +42,7 @@ impl VaultView {
     /// Written role bodies stand in for Vault's answer; they compare equal after normalisation
     /// (`tests/roles_roundtrip.rs` proves it against OpenBao).
     pub(super) fn after(observation: Observation, plan: &Plan) -> VaultView {
+        let role_params = observation.role_params;
         let Observed {
             mut mount,
             mut config,
@@ -70,13 +73,18 @@ impl VaultView {
             mount,
             config,
             roles: vault_roles,
+            role_params,
         }
     }
 }
 
 /// What a pass saw: the inputs of the plan.
 pub struct Observation {
+    /// The ConfigMap's entries as the server can hold them (see [`RoleSet::for_server`]).
     pub roles: Option<RoleSet>,
+    /// The role parameters the mount accepts; `None` while it does not exist (the entries are
+    /// then checked against every parameter this tool knows).
+    pub role_params: Option<ServerParams>,
     pub desired_service_accounts: Option<DesiredServiceAccounts>,
     pub config: DesiredConfig,
     pub observed: Observed,
@@ -128,8 +136,12 @@ impl Syncer {
                 mount,
                 config: None,
                 roles: BTreeMap::new(),
+                role_params: None,
             });
         }
+        let role_params = Some(ServerParams::from_names(
+            &self.vault.role_parameters(&path).await?,
+        ));
         let config = self
             .vault
             .read_kubernetes_config(&path)
@@ -148,6 +160,7 @@ impl Syncer {
             mount,
             config,
             roles,
+            role_params,
         })
     }
 
@@ -158,7 +171,13 @@ impl Syncer {
         vault: VaultView,
         reviewer_jwt: SecretString,
     ) -> Observation {
-        let roles = snapshot.roles_data().map(|data| parse_roles(&data));
+        let roles = snapshot.roles_data().map(|data| {
+            let parsed = parse_roles(&data);
+            match &vault.role_params {
+                Some(params) => parsed.for_server(params),
+                None => parsed,
+            }
+        });
         let desired_service_accounts = roles
             .as_ref()
             .map(|r| desired_service_accounts(r, &snapshot.namespaces));
@@ -186,6 +205,7 @@ impl Syncer {
 
         Observation {
             roles,
+            role_params: vault.role_params,
             desired_service_accounts,
             config: DesiredConfig {
                 kubernetes_host: self.cluster.host.clone(),
@@ -233,6 +253,7 @@ mod tests {
         let desired = desired_service_accounts(&roles, &namespaces);
         let observation = |vault: VaultView| Observation {
             roles: Some(roles.clone()),
+            role_params: vault.role_params,
             desired_service_accounts: Some(desired.clone()),
             config: DesiredConfig {
                 kubernetes_host: "https://k:6443".into(),
@@ -251,6 +272,7 @@ mod tests {
             mount: MountState::Missing,
             config: None,
             roles: BTreeMap::new(),
+            role_params: None,
         };
         let first = observation(empty);
         let plan1 = first.plan("prod/eu1", "scope").unwrap();

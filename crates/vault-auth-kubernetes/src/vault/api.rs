@@ -15,7 +15,7 @@
 //! - enabling a path that is already mounted is `400 path is already in use at <path>/`;
 //! - deleting a missing role, or disabling a missing mount, is `204`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
@@ -113,6 +113,33 @@ fn unexpected(operation: &str, message: &str) -> Error {
         operation: operation.to_string(),
         message: message.to_string(),
     }
+}
+
+/// The property names of the role write request in a `?help=1` answer: the OpenAPI document's
+/// `POST /role/{name}` body schema, inline or by `$ref` into `components.schemas`.
+fn role_parameters_from_help(body: &Value) -> Option<BTreeSet<String>> {
+    let openapi = body.get("openapi")?;
+    let schema = openapi
+        .get("paths")?
+        .as_object()?
+        .iter()
+        .find(|(route, _)| route.starts_with("/role/"))?
+        .1
+        .pointer("/post/requestBody/content/application~1json/schema")?;
+    let schema = match schema.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let name = reference.strip_prefix("#/components/schemas/")?;
+            openapi.get("components")?.get("schemas")?.get(name)?
+        }
+        None => schema,
+    };
+    let names: BTreeSet<String> = schema
+        .get("properties")?
+        .as_object()?
+        .keys()
+        .cloned()
+        .collect();
+    (!names.is_empty()).then_some(names)
 }
 
 /// Reads one mount out of the `sys/auth` listing (pure, for tests).
@@ -268,6 +295,23 @@ impl VaultClient {
         expect(answer, OP, path, &[200, 204, 404]).map(drop)
     }
 
+    /// The parameters the role endpoint of the auth method at `path` accepts, from the
+    /// endpoint's own API description (`GET auth/<path>/role/<x>?help=1`, which Vault and
+    /// OpenBao answer for every token): HashiCorp Vault and OpenBao differ (only OpenBao has
+    /// `token_strictly_bind_ip`), and so may plugin versions. Deprecated aliases are included.
+    pub async fn role_parameters(&self, path: &str) -> Result<BTreeSet<String>> {
+        const OP: &str = "describe_role_endpoint";
+        let target = role_path(OP, path, "parameters")?;
+        let answer = self.call(OP, Method::Help, &target, None).await?;
+        let answer = expect(answer, OP, path, &[200])?;
+        role_parameters_from_help(&answer.body).ok_or_else(|| {
+            unexpected(
+                OP,
+                "the endpoint's description has no request body properties",
+            )
+        })
+    }
+
     /// Reads the roles `names` with at most `concurrency` requests in flight. Roles that do not
     /// exist are left out of the map; the first failure fails the whole read.
     pub async fn read_roles(
@@ -344,6 +388,26 @@ mod tests {
         };
         assert!(err.to_string().contains("HTTP 403"), "{err}");
         assert!(err.to_string().contains("permission denied"), "{err}");
+    }
+
+    #[test]
+    fn role_parameters_are_read_from_the_endpoint_description() {
+        // The shape OpenBao 2.7.2 and Vault 1.21 answer (trimmed).
+        let help = json!({"openapi": {
+            "paths": {"/role/{name}": {"post": {"requestBody": {"content": {"application/json":
+                {"schema": {"$ref": "#/components/schemas/KubernetesWriteAuthRoleRequest"}}}}}}},
+            "components": {"schemas": {"KubernetesWriteAuthRoleRequest": {"properties": {
+                "audience": {}, "token_policies": {}, "ttl": {}}}}}
+        }});
+        let names = role_parameters_from_help(&help).unwrap();
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            ["audience", "token_policies", "ttl"]
+        );
+        let inline = json!({"openapi": {"paths": {"/role/{name}": {"post": {"requestBody":
+            {"content": {"application/json": {"schema": {"properties": {"a": {}}}}}}}}}}});
+        assert_eq!(role_parameters_from_help(&inline).unwrap().len(), 1);
+        assert_eq!(role_parameters_from_help(&json!({"help": "text"})), None);
     }
 
     #[test]

@@ -23,6 +23,8 @@ use crate::secret::Secret;
 pub(crate) enum Method {
     Get,
     List,
+    /// `GET ...?help=1`: the path's own API description (Vault allows it to every token).
+    Help,
     Post,
     Delete,
 }
@@ -202,6 +204,10 @@ impl Transport {
             Method::Get => reqwest::Method::GET,
             Method::List => {
                 url.query_pairs_mut().append_pair("list", "true");
+                reqwest::Method::GET
+            }
+            Method::Help => {
+                url.query_pairs_mut().append_pair("help", "1");
                 reqwest::Method::GET
             }
             Method::Post => reqwest::Method::POST,

@@ -2,12 +2,10 @@
 //! default, a CA file makes the server trusted, and skipping verification takes an explicit flag
 //! (and warns once: `vault_logs.rs`).
 
-mod vault_support;
-
+use crate::support::{settings, tls_bao};
 use vault_auth_kubernetes::Error;
 use vault_auth_kubernetes::metrics::Metrics;
 use vault_auth_kubernetes::vault::VaultClient;
-use vault_support::{settings, tls_bao};
 
 #[tokio::test]
 async fn the_ca_file_makes_the_server_trusted() {

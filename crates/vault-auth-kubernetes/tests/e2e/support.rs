@@ -1,18 +1,18 @@
-//! Test harness for the controller: the in-repo Kubernetes emulator, a real OpenBao dev server
-//! with the original README's policy and an AppRole, and the controller running in-process.
-#![allow(dead_code)] // each test binary uses a different part of the harness
+//! Harness of the controller's end-to-end tests: a cluster and a Vault from testkit (emulator
+//! or real apiserver, OpenBao or HashiCorp Vault, by environment), the original README's policy
+//! and AppRole, and the controller running in-process.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use serde_json::{Value, json};
-use testkit::{AppRoleCredentials, README_POLICY, TestVault};
+pub use testkit::wait_for;
+use testkit::{AppRoleCredentials, TestCluster, TestVault};
 use tokio_util::sync::CancellationToken;
 use vault_auth_kubernetes::cli::Cli;
 use vault_auth_kubernetes::settings::Settings;
@@ -46,9 +46,10 @@ pub fn readme_roles() -> Vec<(&'static str, serde_json::Value)> {
     ]
 }
 
-/// Emulator + OpenBao + AppRole, ready for a controller.
+/// A cluster + a Vault + the README's AppRole, ready for a controller. Which cluster and which
+/// Vault comes from `VAK_TEST_CLUSTER` and `VAK_TEST_VAULT` (see testkit).
 pub struct Env {
-    pub kube: kube_emulator::Emulator,
+    pub kube: TestCluster,
     pub bao: TestVault,
     pub creds: AppRoleCredentials,
     pub dir: tempfile::TempDir,
@@ -56,15 +57,26 @@ pub struct Env {
 }
 
 impl Env {
-    /// Starts everything: emulator, OpenBao with the README policy (verbatim) bound to an
+    /// Starts everything: the cluster, the Vault with the README policy (verbatim) bound to an
     /// AppRole, and the `vault-auth` namespace.
     pub async fn start() -> Env {
-        Self::start_with(kube_emulator::Options::default()).await
+        init_tracing();
+        Self::with_cluster(TestCluster::start().await).await
     }
 
-    pub async fn start_with(options: kube_emulator::Options) -> Env {
+    /// Like [`Env::start`] with RBAC enforced (the real apiserver always enforces it).
+    pub async fn start_with_rbac() -> Env {
         init_tracing();
-        let kube = kube_emulator::start(options).await.expect("start emulator");
+        Self::with_cluster(TestCluster::start_with_rbac().await).await
+    }
+
+    /// On an emulator, whatever the environment says: for tests that inject faults.
+    pub async fn emulator(options: kube_emulator::Options) -> Env {
+        init_tracing();
+        Self::with_cluster(TestCluster::emulator(options).await).await
+    }
+
+    async fn with_cluster(kube: TestCluster) -> Env {
         let bao = TestVault::start().await;
         let creds = setup_approle(&bao, None).await;
         let dir = tempfile::tempdir().expect("tempdir");
@@ -152,25 +164,7 @@ impl Env {
     }
 
     pub async fn create_namespace(&self, name: &str, labels: &[(&str, &str)]) {
-        let api: Api<Namespace> = Api::all(self.client());
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                labels: Some(
-                    labels
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                ),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        match api.create(&PostParams::default(), &ns).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.is_already_exists() => {}
-            Err(e) => panic!("create namespace {name}: {e}"),
-        }
+        testkit::create_namespace(&self.client(), name, labels).await;
     }
 
     /// Creates or replaces the roles ConfigMap with exactly these entries.
@@ -240,20 +234,7 @@ impl Env {
 
     /// A TokenRequest token of a ServiceAccount (what a pod would mount).
     pub async fn sa_token(&self, ns: &str, name: &str) -> String {
-        let api: Api<ServiceAccount> = Api::namespaced(self.client(), ns);
-        let req = k8s_openapi::api::authentication::v1::TokenRequest {
-            spec: k8s_openapi::api::authentication::v1::TokenRequestSpec {
-                audiences: vec![],
-                expiration_seconds: Some(600),
-                bound_object_ref: None,
-            },
-            ..Default::default()
-        };
-        let resp = api
-            .create_token_request(name, &PostParams::default(), &req)
-            .await
-            .expect("TokenRequest");
-        resp.status.expect("token status").token
+        self.kube.service_account_token(ns, name, &[], 600).await
     }
 
     /// Logs in to Vault as a pod with that ServiceAccount would; the token's policies or the
@@ -305,7 +286,16 @@ impl Env {
 /// Creates or replaces the data of ConfigMap `vault-auth-roles`, as `kubectl replace` would,
 /// retrying when the controller's status annotations changed it in between (409 Conflict).
 pub async fn put_configmap_data(client: &kube::Client, data: BTreeMap<String, String>) {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
+    put_configmap_data_in(client, NAMESPACE, data).await;
+}
+
+/// [`put_configmap_data`] in another namespace than [`NAMESPACE`].
+pub async fn put_configmap_data_in(
+    client: &kube::Client,
+    namespace: &str,
+    data: BTreeMap<String, String>,
+) {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     for _ in 0..20 {
         let result = match api
             .get_opt("vault-auth-roles")
@@ -321,7 +311,7 @@ pub async fn put_configmap_data(client: &kube::Client, data: BTreeMap<String, St
                 let cm = ConfigMap {
                     metadata: ObjectMeta {
                         name: Some("vault-auth-roles".into()),
-                        namespace: Some(NAMESPACE.into()),
+                        namespace: Some(namespace.into()),
                         ..Default::default()
                     },
                     data: Some(data.clone()),
@@ -339,40 +329,22 @@ pub async fn put_configmap_data(client: &kube::Client, data: BTreeMap<String, St
     panic!("ConfigMap vault-auth-roles kept changing under the test");
 }
 
-/// Writes the README policy (verbatim) and an AppRole holding it; returns its credentials.
-pub async fn setup_approle(bao: &TestVault, params: Option<Value>) -> AppRoleCredentials {
-    bao.write_policy(None, "vault-auth-kubernetes", README_POLICY)
-        .await;
+/// The README's set-up (policy and AppRole, with `extra` AppRole parameters) and the `test`
+/// policy its example roles grant; returns the AppRole's credentials.
+pub async fn setup_approle(bao: &TestVault, extra: Option<Value>) -> AppRoleCredentials {
     bao.write_policy(
         None,
         "test",
         "path \"secret/*\" { capabilities = [\"read\"] }",
     )
     .await;
-    let params = params.unwrap_or_else(|| json!({"token_policies": ["vault-auth-kubernetes"]}));
-    bao.approle(None, "vault-auth-kubernetes", params).await
+    bao.readme_approle(extra.unwrap_or_else(|| json!({}))).await
 }
 
-/// Re-creates the AppRole with the same role-id and secret-id (after OpenBao lost its storage).
+/// Re-creates the AppRole with the same role-id and secret-id (after Vault lost its storage).
 pub async fn restore_approle(bao: &TestVault, creds: &AppRoleCredentials) {
     setup_approle(bao, None).await;
-    let role = "auth/approle/role/vault-auth-kubernetes";
-    let r = bao
-        .request(
-            "POST",
-            &format!("{role}/role-id"),
-            Some(json!({"role_id": creds.role_id})),
-        )
-        .await;
-    assert!(r.status < 300, "set role-id: {r:?}");
-    let r = bao
-        .request(
-            "POST",
-            &format!("{role}/custom-secret-id"),
-            Some(json!({"secret_id": creds.secret_id})),
-        )
-        .await;
-    assert!(r.status < 300, "set secret-id: {r:?}");
+    bao.restore_readme_approle(creds).await;
 }
 
 /// A controller running in-process.
@@ -405,25 +377,6 @@ impl Controller {
 impl Drop for Controller {
     fn drop(&mut self) {
         self.token.cancel();
-    }
-}
-
-/// Polls `check` until it returns Some, or panics after `timeout`; returns the value and the
-/// time it took.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> (T, Duration)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return (v, start.elapsed());
-        }
-        if start.elapsed() > timeout {
-            panic!("timed out after {timeout:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 

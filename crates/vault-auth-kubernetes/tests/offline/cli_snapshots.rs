@@ -2,14 +2,14 @@
 //! good and bad manifests (text and JSON), stdin, a file without the ConfigMap, a missing file.
 //!
 //! The binary runs with an empty environment (no KUBECONFIG or VAK_* of the machine can leak
-//! into the output) from `tests/fixtures/validate`, so paths in the output are stable.
+//! into the output) from `tests/offline/fixtures/validate`, so paths in the output are stable.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/validate")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/offline/fixtures/validate")
 }
 
 /// Runs the binary; returns exit status, stdout and stderr in one text for a snapshot.

@@ -9,9 +9,7 @@ use tokio_util::sync::CancellationToken;
 use vault_auth_kubernetes::Error;
 use vault_auth_kubernetes::vault::VaultClient;
 
-mod vault_support;
-
-use vault_support::{MOUNT, client, readme_approle, requests, server};
+use crate::support::{MOUNT, client, readme_approle, requests, server};
 
 #[tokio::test]
 async fn fifty_calls_cost_exactly_one_login() {

@@ -1,14 +1,12 @@
-//! End-to-end tests of the controller against the real OpenBao and the in-repo Kubernetes
-//! emulator. Times of event-driven reactions are printed (run with `--nocapture` to see them).
-
-mod support;
+//! End-to-end tests of the controller, in-process, against the tier's cluster and Vault. Times
+//! of event-driven reactions are printed (run with `--nocapture` to see them).
 
 use std::time::Duration;
 
+use crate::support::{AUTH_PATH, Env, NAMESPACE, TIMEOUT, readme_roles, wait_for};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use serde_json::json;
-use support::{AUTH_PATH, Env, NAMESPACE, TIMEOUT, readme_roles, wait_for};
 
 /// The original's end-to-end scenario: README policy verbatim for a two-segment mount, an
 /// AppRole; the controller converges; a `vault-agent-injector` token in `default` logs in with
@@ -402,7 +400,7 @@ async fn vault_drift_is_repaired_within_one_resync() {
     println!("role edited out of band restored in {took:?}");
 
     env.bao.restart_empty().await;
-    support::restore_approle(&env.bao, &env.creds).await;
+    crate::support::restore_approle(&env.bao, &env.creds).await;
     let (_, took) = wait_for(
         "everything back after OpenBao lost its storage",
         Duration::from_secs(30),
@@ -425,7 +423,7 @@ async fn vault_drift_is_repaired_within_one_resync() {
 async fn short_lived_approle_tokens_do_not_interrupt() {
     let env = Env::start().await;
     // Same role, now with tokens of 5 s that cannot be renewed past 5 s.
-    support::setup_approle(
+    crate::support::setup_approle(
         &env.bao,
         Some(json!({"token_policies": ["vault-auth-kubernetes"], "token_ttl": "5s", "token_max_ttl": "5s"})),
     )
@@ -560,11 +558,7 @@ async fn names_missing_configmap_and_reviewer_rotation() {
 /// namespaces Vault needs to read the labels, through the controller's own ClusterRole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespace_selector_follows_labels() {
-    let env = Env::start_with(kube_emulator::Options {
-        rbac: true,
-        ..Default::default()
-    })
-    .await;
+    let env = Env::start_with_rbac().await;
     env.create_namespace("blue", &[("team", "payments")]).await;
     env.create_namespace("green", &[("team", "search")]).await;
     env.put_roles(&[(
@@ -670,7 +664,7 @@ async fn changed_kubernetes_host_is_applied() {
 
 /// `--vault-namespace`: the mount, its config and the roles land in that OpenBao namespace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vault_namespace_is_honoured() {
+async fn openbao_only_vault_namespace_is_honoured() {
     let mut env = Env::start().await;
     env.bao.create_namespace("team1").await;
     env.bao

@@ -3,23 +3,20 @@
 //! sync is empty, and a plan writes nothing (request counters, and Vault read in full before and
 //! after).
 
-mod commands_support;
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use commands_support::{
+use crate::commands_support::{
     added_and_removed, cluster_state, vak, vak_with, vault_state, writes_besides_events,
 };
+use crate::support::{AUTH_PATH, Env, NAMESPACE};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams};
 use serde_json::{Value, json};
-use support::{AUTH_PATH, Env, NAMESPACE};
 use vault_auth_kubernetes::roles::{diff_role, normalize_vault_role};
 
 fn roles() -> Vec<(&'static str, Value)> {
-    let mut roles = support::readme_roles();
+    let mut roles = crate::support::readme_roles();
     roles.extend([
         (
             "apps",

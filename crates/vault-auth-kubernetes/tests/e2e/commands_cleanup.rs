@@ -3,19 +3,16 @@
 //! cluster and Vault are as they were before the tool ran (apart from the auth mount unless
 //! --delete-mount), while the user's own objects survive untouched.
 
-mod commands_support;
-mod support;
-
 use std::collections::BTreeMap;
 
-use commands_support::{
+use crate::commands_support::{
     cluster_state, state_diff, vak, vak_on_terminal, vault_state, writes_besides_events,
 };
+use crate::support::{AUTH_PATH, Env, NAMESPACE};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
 use kube::api::{Api, ObjectMeta, PostParams};
 use serde_json::{Value, json};
-use support::{AUTH_PATH, Env, NAMESPACE};
 
 /// The user's own objects, made before the tool ever ran: a ServiceAccount with the name a role
 /// binds (no annotation), one with `vak-managed: "false"`, a Secret next to the reviewer's, and

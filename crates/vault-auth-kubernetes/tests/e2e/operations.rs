@@ -1,15 +1,13 @@
 //! Running it in production: the real binary with its admin server (readiness, metrics),
 //! SIGTERM, and two replicas electing a leader on a Lease.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{Env, NAMESPACE, TIMEOUT, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use serde_json::json;
-use support::{Env, NAMESPACE, TIMEOUT, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vault-auth-kubernetes");
 
@@ -118,9 +116,8 @@ fn roles(policy: &str) -> Vec<(&'static str, serde_json::Value)> {
     )]
 }
 
-/// Readiness follows the first sync and the reachability of Vault and Kubernetes; metrics are
-/// served; SIGTERM stops
-/// the process cleanly and quickly; secrets never reach the logs.
+/// Readiness follows the first sync and the reachability of Vault; metrics are served; SIGTERM
+/// stops the process cleanly and quickly; secrets never reach the logs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_readiness_metrics_and_sigterm() {
     let mut env = Env::start().await;
@@ -174,17 +171,38 @@ async fn binary_readiness_metrics_and_sigterm() {
     .await;
     println!("unready {took:?} after Vault went down: {}", body.trim());
     env.bao.restart_empty().await;
-    support::restore_approle(&env.bao, &env.creds).await;
+    crate::support::restore_approle(&env.bao, &env.creds).await;
     wait_for("ready again after Vault is back", TIMEOUT, || async {
         p.ready().await.then_some(())
     })
     .await;
 
+    let start = Instant::now();
+    p.signal("TERM");
+    let code = p.wait_exit(Duration::from_secs(10)).await;
+    println!("SIGTERM: exited with {code:?} in {:?}", start.elapsed());
+    assert_eq!(code, Some(0), "log:\n{}", p.log());
+    let log = p.log();
+    assert!(log.contains("received SIGTERM"), "{log}");
+    assert!(!log.contains(&env.creds.secret_id), "secret-id in the log");
+    assert!(log.contains("vault-secret-id: ******"), "{log}");
+}
+
+/// Readiness follows an unreachable Kubernetes API (emulator only: it needs every request to
+/// fail on demand).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulator_only_readiness_follows_an_unreachable_kubernetes_api() {
+    let env = Env::emulator(Default::default()).await;
+    env.put_roles(&roles("p1")).await;
+    let p = Process::spawn(&env, "solo", &[("VAK_RESYNC_INTERVAL", "1s")]);
+    wait_for("ready", TIMEOUT, || async { p.ready().await.then_some(()) }).await;
+    let faults = env.kube.emulator_handle().faults();
+
     // Kubernetes failing: every request answers 500 and the open watches are cut; the watches
     // fail to come back and the controller reports not ready until they do. (500 rather than 503:
     // kube's client retries 503 by itself before the watcher sees it.)
-    env.kube.faults().fail_next("*", "*", 100_000, 500);
-    env.kube.faults().close_watches();
+    faults.fail_next("*", "*", 100_000, 500);
+    faults.close_watches();
     let (body, took) = wait_for("not ready while Kubernetes is down", TIMEOUT, || async {
         match p.get("/readyz").await {
             Some((503, body)) => Some(body),
@@ -197,22 +215,12 @@ async fn binary_readiness_metrics_and_sigterm() {
         body.trim()
     );
     assert!(body.contains("Kubernetes"), "{body}");
-    env.kube.faults().clear();
+    faults.clear();
     let (_, took) = wait_for("ready again after Kubernetes is back", TIMEOUT, || async {
         p.ready().await.then_some(())
     })
     .await;
     println!("ready again {took:?} after the Kubernetes API came back");
-
-    let start = Instant::now();
-    p.signal("TERM");
-    let code = p.wait_exit(Duration::from_secs(10)).await;
-    println!("SIGTERM: exited with {code:?} in {:?}", start.elapsed());
-    assert_eq!(code, Some(0), "log:\n{}", p.log());
-    let log = p.log();
-    assert!(log.contains("received SIGTERM"), "{log}");
-    assert!(!log.contains(&env.creds.secret_id), "secret-id in the log");
-    assert!(log.contains("vault-secret-id: ******"), "{log}");
 }
 
 /// Two replicas: one leads, the other stands by. Killing the leader (SIGKILL, no goodbye) lets

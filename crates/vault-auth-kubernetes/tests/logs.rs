@@ -3,14 +3,15 @@
 //! tracing subscriber, which tests running in parallel in the same process can disturb (tracing
 //! caches per-callsite interest across threads).
 
-mod vault_support;
+#[path = "vault/support.rs"]
+mod support;
 
 use serde_json::json;
+use support::{MOUNT, client, readme_approle, server, settings, tls_bao};
 use testkit::AppRoleCredentials;
 use vault_auth_kubernetes::metrics::Metrics;
 use vault_auth_kubernetes::secret::Secret;
 use vault_auth_kubernetes::vault::VaultClient;
-use vault_support::{MOUNT, client, readme_approle, server, settings, tls_bao};
 
 #[tokio::test]
 async fn logs() {

@@ -1,0 +1,7 @@
+//! Tests that need no server: parsing, validation and planning of role entries, and snapshots
+//! of the command line's output.
+
+mod cli_snapshots;
+mod roles_desired;
+mod roles_parse;
+mod roles_plan;
