@@ -10,27 +10,25 @@ use tracing::{info, warn};
 use crate::admin::{self, AdminState};
 use crate::cli::{Cli, Command, VERSION};
 use crate::commands;
+use crate::context::{Context, instance_name};
 use crate::controller;
 use crate::error::{Error, Result};
 use crate::health::Health;
-use crate::k8s::cluster;
-use crate::k8s::events::EventPublisher;
-use crate::metrics::Metrics;
 use crate::settings::{LEASE_NAME, LeaderElection, Settings};
 use crate::sync::Syncer;
 use crate::telemetry;
-use crate::vault::VaultClient;
 
 /// Runs what the command line asks for and returns its exit status. A failure is reported in
 /// the log for the controller (so JSON logs carry it) and as one line on stderr for the
 /// commands, whose users read a terminal or a CI log.
 pub async fn main(cli: Cli) -> ExitCode {
-    if let Err(error) = telemetry::init(cli.log_level(), cli.settings.log_format) {
+    let command = cli.command;
+    if let Err(error) = telemetry::init(command.log_level(), command.log_format()) {
         eprintln!("vault-auth-kubernetes: {error}");
         return ExitCode::FAILURE;
     }
-    let name = command_name(cli.command.as_ref());
-    match run(cli).await {
+    let name = command.name();
+    match run(command).await {
         Ok(status) => ExitCode::from(status),
         Err(error) if name == "run" => {
             tracing::error!(%error, "exiting");
@@ -43,61 +41,44 @@ pub async fn main(cli: Cli) -> ExitCode {
     }
 }
 
-fn command_name(command: Option<&Command>) -> &'static str {
+/// Runs a command (logging must be set up) and returns the exit status. Each command validates
+/// only the settings it uses: `validate` and `version` need none.
+pub async fn run(command: Command) -> Result<u8> {
     match command {
-        None | Some(Command::Run) => "run",
-        Some(Command::Validate(_)) => "validate",
-        Some(Command::Plan(_)) => "plan",
-        Some(Command::Sync(_)) => "sync",
-        Some(Command::Cleanup(_)) => "cleanup",
-    }
-}
-
-/// Runs what the command line asks for (logging must be set up) and returns the exit status.
-/// Only the online commands need the Vault and Kubernetes settings: `validate` runs without.
-pub async fn run(cli: Cli) -> Result<u8> {
-    let Cli { settings, command } = cli;
-    match command.unwrap_or(Command::Run) {
-        Command::Run => {
-            let settings = Settings::from_args(&settings)?;
+        Command::Run(args) => {
+            let settings = Settings::from_controller(&args)?;
             run_controller(settings, shutdown_on_signal()).await?;
             Ok(commands::status::SUCCESS)
         }
         Command::Validate(args) => Ok(commands::validate::run(&args)),
-        Command::Plan(args) => commands::plan::run(Settings::from_args(&settings)?, &args).await,
+        Command::Plan(args) => {
+            commands::plan::run(Settings::from_connection(&args.connection)?, &args).await
+        }
         Command::Sync(args) => {
             if let Err(message) = commands::sync_once::check_args(&args) {
                 eprintln!("vault-auth-kubernetes sync: error: {message}");
                 return Ok(commands::status::USAGE);
             }
-            commands::sync_once::run(Settings::from_args(&settings)?).await
+            commands::sync_once::run(Settings::from_connection(&args.connection)?).await
         }
         Command::Cleanup(args) => {
-            commands::cleanup::run(Settings::from_args(&settings)?, &args).await
+            commands::cleanup::run(Settings::from_connection(&args.connection)?, &args).await
+        }
+        Command::Version => {
+            println!("{}", version_text());
+            Ok(commands::status::SUCCESS)
         }
     }
 }
 
-/// The connected parts every online command needs.
-pub struct Parts {
-    pub syncer: Arc<Syncer>,
-    pub metrics: Metrics,
-}
-
-/// Connects to the cluster and prepares the Vault client (no Vault request yet).
-pub async fn connect(settings: Settings) -> Result<Parts> {
-    // reqwest is built without a bundled crypto provider; ring is the one rustls uses here.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let metrics = Metrics::new();
-    let (client, cluster) = cluster::connect(&settings, &metrics).await?;
-    info!(kubernetes_host = %cluster.host, ca_certificates = cluster.ca_pem.matches("BEGIN CERTIFICATE").count(), "cluster connection");
-    let vault = VaultClient::new(settings.vault.clone(), metrics.clone())?;
-    let events = EventPublisher::new(client.clone(), instance_name());
-    let syncer = Syncer::new(client, vault, settings, cluster, metrics.clone(), events);
-    Ok(Parts {
-        syncer: Arc::new(syncer),
-        metrics,
-    })
+/// What `version` prints: the version, the git revision and the compiler it was built with.
+pub fn version_text() -> String {
+    format!(
+        "vault-auth-kubernetes {}\ngit revision: {}\nbuilt with: {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("VAK_GIT_REVISION"),
+        env!("VAK_RUSTC_VERSION"),
+    )
 }
 
 /// Runs the controller until `shutdown` is cancelled.
@@ -106,22 +87,22 @@ pub async fn run_controller(settings: Settings, shutdown: CancellationToken) -> 
     if settings.vault.skip_tls_verify {
         warn!("TLS verification of Vault is OFF (--vault-skip-verify): use only for tests");
     }
-    let Parts { syncer, metrics } = connect(settings).await?;
+    let ctx = Context::connect(settings).await?;
     let health = Health::new();
     let admin = AdminState {
         health: health.clone(),
-        metrics,
-        vault: syncer.vault.clone(),
+        metrics: ctx.metrics.clone(),
+        vault: ctx.vault.clone(),
     };
-    admin::start(syncer.settings.admin_port, admin, shutdown.clone()).await?;
+    admin::start(ctx.settings.admin_port, admin, shutdown.clone()).await?;
     let session = tokio::spawn({
-        let vault = syncer.vault.clone();
+        let vault = ctx.vault.clone();
         let stop = shutdown.child_token();
         async move { vault.run_session(stop).await }
     });
-    let (leader, lease_task, _always_leader) = match &syncer.settings.leader_election {
+    let (leader, lease_task, _always_leader) = match &ctx.settings.leader_election {
         Some(election) => {
-            let (rx, task) = leader_election(&syncer, election).await?;
+            let (rx, task) = leader_election(&ctx, election).await?;
             (rx, Some(task), None)
         }
         // Without election this instance always leads. The sender is kept until the loop ends:
@@ -131,6 +112,7 @@ pub async fn run_controller(settings: Settings, shutdown: CancellationToken) -> 
             (rx, None, Some(tx))
         }
     };
+    let syncer = Arc::new(Syncer::new(ctx));
     let result = controller::run(syncer, health.clone(), leader, shutdown.clone()).await;
     health.set_shutting_down();
     shutdown.cancel();
@@ -146,7 +128,7 @@ pub async fn run_controller(settings: Settings, shutdown: CancellationToken) -> 
 
 /// Starts leader election on the Lease [`LEASE_NAME`] in the controller's namespace.
 async fn leader_election(
-    syncer: &Syncer,
+    ctx: &Context,
     election: &LeaderElection,
 ) -> Result<(
     tokio::sync::watch::Receiver<bool>,
@@ -154,8 +136,8 @@ async fn leader_election(
 )> {
     let duration = election.lease_duration.as_secs().max(3);
     let identity = format!("{}-{}", instance_name(), std::process::id());
-    let manager = LeaseManagerBuilder::new(syncer.client.clone(), LEASE_NAME)
-        .with_namespace(&syncer.settings.namespace)
+    let manager = LeaseManagerBuilder::new(ctx.client.clone(), LEASE_NAME)
+        .with_namespace(&ctx.settings.namespace)
         .with_identity(&identity)
         .with_duration(duration)
         .with_grace((duration / 3).max(1))
@@ -164,15 +146,6 @@ async fn leader_election(
         .map_err(|e| Error::LeaderElection(e.to_string()))?;
     info!(lease = LEASE_NAME, %identity, duration_seconds = duration, "leader election on");
     Ok(manager.watch().await)
-}
-
-/// Name of this replica for Events: the pod name when set (POD_NAME), else the host name.
-pub fn instance_name() -> String {
-    std::env::var("POD_NAME")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "vault-auth-kubernetes".to_string())
 }
 
 /// A token cancelled on SIGTERM or SIGINT.

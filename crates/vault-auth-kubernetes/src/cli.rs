@@ -1,11 +1,18 @@
 //! Command line: flags and environment variables, compatible with the original Go tool.
 //!
-//! Every flag of the original keeps its name and env var (`--vault-host` / `VAK_VAULT_HOST`, ...),
-//! and the single-dash spelling Go's `flag` package accepted (`-vault-host x`) still works: see
-//! [`normalize_single_dash`]. Required values are checked after parsing (not by clap) so the error
-//! can name both the flag and the env var, and so offline commands need no Vault settings.
+//! Every flag of the original keeps its name and env var (`--vault-host` / `VAK_VAULT_HOST`, ...).
+//! Two spellings of the original still work, by rewriting the arguments before clap sees them
+//! ([`normalize_args`]): Go's single-dash long flags (`-vault-host x`), and running the controller
+//! with its flags and no command (`vault-auth-kubernetes --vault-host x`). Settings may also come
+//! before a command (`--vault-mount a/b cleanup`): they are moved after it. So each command
+//! defines, and its `--help` lists, only the options it uses.
+//!
+//! Required values are checked after parsing (not by clap, see [`crate::settings`]) so the error
+//! names both the flag and the env var; messages get those names from here ([`Setting`]), never
+//! from a retyped string.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,17 +29,19 @@ pub const VERSION: &str = concat!(
 );
 
 /// Keeps Vault's Kubernetes auth method, its roles and the ServiceAccounts they bind in sync with
-/// the ConfigMap `vault-auth-roles`.
+/// the ConfigMap `vault-auth-roles`. Without a command, runs the controller (as `run`).
 #[derive(Debug, Parser)]
-#[command(name = "vault-auth-kubernetes", version = VERSION, about, long_about = None)]
+#[command(
+    name = "vault-auth-kubernetes",
+    version = VERSION,
+    about,
+    long_about = None,
+    after_help = help::TOP_LEVEL_NOTES
+)]
 pub struct Cli {
-    /// Settings shared by the controller and every command that talks to the cluster or Vault.
-    #[command(flatten)]
-    pub settings: SettingsArgs,
-
-    /// What to do; without a command the controller runs.
+    /// What to do.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Command,
 }
 
 /// Subcommands. Running with none starts the controller.
@@ -40,7 +49,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller (the default when no command is given).
     #[command(after_help = help::RUN_EXAMPLES)]
-    Run,
+    Run(ControllerArgs),
     /// Check vault-auth-roles ConfigMap manifests offline, with the controller's own validation.
     #[command(
         long_about = help::VALIDATE_ABOUT,
@@ -65,6 +74,48 @@ pub enum Command {
         after_help = help::CLEANUP_EXAMPLES
     )]
     Cleanup(CleanupArgs),
+    /// Print the version, the git revision and the compiler it was built with.
+    Version,
+}
+
+impl Command {
+    /// The command's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Run(_) => "run",
+            Command::Validate(_) => "validate",
+            Command::Plan(_) => "plan",
+            Command::Sync(_) => "sync",
+            Command::Cleanup(_) => "cleanup",
+            Command::Version => "version",
+        }
+    }
+
+    /// The logging options of the command, when it has any.
+    pub fn logging(&self) -> Option<&LoggingArgs> {
+        match self {
+            Command::Run(args) => Some(&args.connection.logging),
+            Command::Plan(args) => Some(&args.connection.logging),
+            Command::Sync(args) => Some(&args.connection.logging),
+            Command::Cleanup(args) => Some(&args.connection.logging),
+            Command::Validate(_) | Command::Version => None,
+        }
+    }
+
+    /// The log filter: `--log-level`/`VAK_LOG_LEVEL`, else the command's default (info for the
+    /// controller and sync, warn for the others, whose report is on stdout).
+    pub fn log_level(&self) -> &str {
+        match (self.logging().and_then(|l| l.log_level.as_deref()), self) {
+            (Some(level), _) => level,
+            (None, Command::Run(_) | Command::Sync(_)) => "info",
+            (None, _) => "warn",
+        }
+    }
+
+    /// The log format of the command (text for those without logging options).
+    pub fn log_format(&self) -> LogFormat {
+        self.logging().map_or(LogFormat::Text, |l| l.log_format)
+    }
 }
 
 /// Format of a command's report on stdout.
@@ -75,6 +126,175 @@ pub enum OutputFormat {
     Text,
     /// One JSON document, for machines.
     Json,
+}
+
+/// Output format of logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// A credential given on the command line or in the environment: shown as `******` by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretArg(pub String);
+
+impl fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(crate::secret::REDACTED)
+    }
+}
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(SecretArg(s.to_string()))
+    }
+}
+
+/// How to reach the cluster, and where the controller's objects live.
+#[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "Kubernetes")]
+pub struct KubernetesArgs {
+    /// Path to a kubeconfig file; empty for the in-cluster configuration (service account token and
+    /// CA under /var/run/secrets/kubernetes.io/serviceaccount).
+    #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Namespace of the controller and of the ConfigMap vault-auth-roles (default: the in-cluster
+    /// namespace, else vault-auth).
+    #[arg(long, env = "VAK_NAMESPACE", value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Kubernetes API address that Vault can reach; defaults to the server of the kubeconfig.
+    #[arg(long, env = "VAK_VAULT_KUBE_HOST", value_name = "URL")]
+    pub vault_kube_host: Option<String>,
+}
+
+/// How to reach and log in to Vault, and where the auth method lives.
+#[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "Vault")]
+pub struct VaultArgs {
+    /// Vault address, e.g. https://vault.example.com:8200.
+    #[arg(long, env = "VAK_VAULT_HOST", value_name = "URL")]
+    pub vault_host: Option<String>,
+
+    /// Vault kubernetes auth mount, e.g. cluster-name or environment/cluster-name; the auth method
+    /// lives at auth/kubernetes/<mount>.
+    #[arg(long, env = "VAK_VAULT_MOUNT", value_name = "MOUNT")]
+    pub vault_mount: Option<String>,
+
+    /// AppRole role-id to log in with.
+    #[arg(
+        long,
+        env = "VAK_VAULT_ROLE_ID",
+        value_name = "ID",
+        hide_env_values = true
+    )]
+    pub vault_role_id: Option<SecretArg>,
+
+    /// AppRole secret-id to log in with (never logged).
+    #[arg(
+        long,
+        env = "VAK_VAULT_SECRET_ID",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub vault_secret_id: Option<SecretArg>,
+
+    /// PEM file of the CA(s) that signed Vault's certificate; when set, only these are trusted.
+    #[arg(long, env = "VAK_VAULT_CA_CERT", value_name = "PATH")]
+    pub vault_ca_cert: Option<PathBuf>,
+
+    /// Do not verify Vault's TLS certificate. Insecure: only for tests. Off by default.
+    #[arg(long, env = "VAK_VAULT_SKIP_VERIFY")]
+    pub vault_skip_verify: bool,
+
+    /// Vault namespace (X-Vault-Namespace), for Vault Enterprise and OpenBao namespaces.
+    #[arg(long, env = "VAK_VAULT_NAMESPACE", value_name = "NAMESPACE")]
+    pub vault_namespace: Option<String>,
+
+    /// Path of the AppRole auth method to log in with [default: approle].
+    #[arg(long, env = "VAK_VAULT_APPROLE_MOUNT", value_name = "PATH")]
+    pub vault_approle_mount: Option<String>,
+}
+
+/// Log filter and format.
+#[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "Logging")]
+pub struct LoggingArgs {
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives. Default: info
+    /// for run and sync, warn for plan and cleanup (their report is on stdout, logs go to stderr).
+    #[arg(long, env = "VAK_LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "VAK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// What every command that talks to the cluster and Vault needs.
+#[derive(Clone, Debug, Default, Args)]
+pub struct ConnectionArgs {
+    #[command(flatten)]
+    pub kubernetes: KubernetesArgs,
+    #[command(flatten)]
+    pub vault: VaultArgs,
+    #[command(flatten)]
+    pub logging: LoggingArgs,
+}
+
+/// How the controller runs: resync, admin server, leader election.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Controller")]
+pub struct RunArgs {
+    /// How often to check Vault for drift (roles edited or deleted out of band, a lost mount) even
+    /// when nothing changed in the cluster. E.g. 60s, 5m.
+    #[arg(
+        long,
+        env = "VAK_RESYNC_INTERVAL",
+        value_name = "DURATION",
+        default_value = "60s",
+        value_parser = parse_duration
+    )]
+    pub resync_interval: Duration,
+
+    /// Port of the admin HTTP server (/livez, /readyz, /metrics); 0 picks a free port.
+    #[arg(
+        long,
+        env = "VAK_ADMIN_PORT",
+        value_name = "PORT",
+        default_value_t = 8080
+    )]
+    pub admin_port: u16,
+
+    /// Elect a leader among replicas through a Lease in the controller's namespace; only the
+    /// leader writes. Needed when running more than one replica.
+    #[arg(long, env = "VAK_LEADER_ELECTION")]
+    pub leader_election: bool,
+
+    /// How long a leader's Lease stays valid without renewal: a standby takes over at most this
+    /// long after the leader dies (immediately when it shuts down cleanly).
+    #[arg(
+        long,
+        env = "VAK_LEADER_LEASE_DURATION",
+        value_name = "DURATION",
+        default_value = "15s",
+        value_parser = parse_duration
+    )]
+    pub leader_lease_duration: Duration,
+}
+
+/// Everything the controller needs.
+#[derive(Clone, Debug, Args)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// Arguments of `validate`.
@@ -95,6 +315,9 @@ pub struct PlanArgs {
     /// Report format (JSON never contains the reviewer token).
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 /// Arguments of `sync`.
@@ -103,6 +326,9 @@ pub struct SyncArgs {
     /// Run one pass and exit (required: to keep syncing, run the controller instead).
     #[arg(long)]
     pub once: bool,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 /// Arguments of `cleanup`.
@@ -119,173 +345,9 @@ pub struct CleanupArgs {
     /// Also disable the auth method at auth/kubernetes/<mount> (deletes its config and roles).
     #[arg(long)]
     pub delete_mount: bool,
-}
 
-/// Output format of logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line, for log collectors.
-    Json,
-}
-
-/// Flags of the original tool plus the new options. Each has an env var; flags win over env vars.
-/// `Debug` shows the AppRole role-id and secret-id as `******`.
-#[derive(Clone, Args)]
-#[command(
-    next_help_heading = "Settings (controller, plan, sync and cleanup; validate ignores them)"
-)]
-pub struct SettingsArgs {
-    /// Path to a kubeconfig file; empty for the in-cluster configuration (service account token and
-    /// CA under /var/run/secrets/kubernetes.io/serviceaccount).
-    #[arg(long, env = "KUBECONFIG", value_name = "PATH", global = true)]
-    pub kubeconfig: Option<PathBuf>,
-
-    /// Vault address, e.g. https://vault.example.com:8200.
-    #[arg(long, env = "VAK_VAULT_HOST", value_name = "URL", global = true)]
-    pub vault_host: Option<String>,
-
-    /// Kubernetes API address that Vault can reach; defaults to the server of the kubeconfig.
-    #[arg(long, env = "VAK_VAULT_KUBE_HOST", value_name = "URL", global = true)]
-    pub vault_kube_host: Option<String>,
-
-    /// Vault kubernetes auth mount, e.g. cluster-name or environment/cluster-name; the auth method
-    /// lives at auth/kubernetes/<mount>.
-    #[arg(long, env = "VAK_VAULT_MOUNT", value_name = "MOUNT", global = true)]
-    pub vault_mount: Option<String>,
-
-    /// AppRole role-id the controller logs in with.
-    #[arg(
-        long,
-        env = "VAK_VAULT_ROLE_ID",
-        value_name = "ID",
-        hide_env_values = true,
-        global = true
-    )]
-    pub vault_role_id: Option<String>,
-
-    /// AppRole secret-id the controller logs in with (never logged).
-    #[arg(
-        long,
-        env = "VAK_VAULT_SECRET_ID",
-        value_name = "SECRET",
-        hide_env_values = true,
-        global = true
-    )]
-    pub vault_secret_id: Option<String>,
-
-    /// PEM file of the CA(s) that signed Vault's certificate; when set, only these are trusted.
-    #[arg(long, env = "VAK_VAULT_CA_CERT", value_name = "PATH", global = true)]
-    pub vault_ca_cert: Option<PathBuf>,
-
-    /// Do not verify Vault's TLS certificate. Insecure: only for tests. Off by default.
-    #[arg(long, env = "VAK_VAULT_SKIP_VERIFY", global = true)]
-    pub vault_skip_verify: bool,
-
-    /// Vault namespace (X-Vault-Namespace), for Vault Enterprise and OpenBao namespaces.
-    #[arg(
-        long,
-        env = "VAK_VAULT_NAMESPACE",
-        value_name = "NAMESPACE",
-        global = true
-    )]
-    pub vault_namespace: Option<String>,
-
-    /// Path of the AppRole auth method to log in with.
-    #[arg(
-        long,
-        env = "VAK_VAULT_APPROLE_MOUNT",
-        value_name = "PATH",
-        default_value = "approle",
-        global = true
-    )]
-    pub vault_approle_mount: String,
-
-    /// Namespace of the controller and of the ConfigMap vault-auth-roles (default: the in-cluster
-    /// namespace, else vault-auth).
-    #[arg(long, env = "VAK_NAMESPACE", value_name = "NAMESPACE", global = true)]
-    pub namespace: Option<String>,
-
-    /// How often to check Vault for drift (roles edited or deleted out of band, a lost mount) even
-    /// when nothing changed in the cluster. E.g. 60s, 5m.
-    #[arg(
-        long,
-        env = "VAK_RESYNC_INTERVAL",
-        value_name = "DURATION",
-        default_value = "60s",
-        value_parser = parse_duration,
-        global = true
-    )]
-    pub resync_interval: Duration,
-
-    /// Port of the admin HTTP server (/livez, /readyz, /metrics); 0 picks a free port.
-    #[arg(
-        long,
-        env = "VAK_ADMIN_PORT",
-        value_name = "PORT",
-        default_value_t = 8080,
-        global = true
-    )]
-    pub admin_port: u16,
-
-    /// Elect a leader among replicas through a Lease in the controller's namespace; only the
-    /// leader writes. Needed when running more than one replica.
-    #[arg(long, env = "VAK_LEADER_ELECTION", global = true)]
-    pub leader_election: bool,
-
-    /// How long a leader's Lease stays valid without renewal: a standby takes over at most this
-    /// long after the leader dies (immediately when it shuts down cleanly).
-    #[arg(
-        long,
-        env = "VAK_LEADER_LEASE_DURATION",
-        value_name = "DURATION",
-        default_value = "15s",
-        value_parser = parse_duration,
-        global = true
-    )]
-    pub leader_lease_duration: Duration,
-
-    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives. Default: info
-    /// for the controller and sync, warn for validate, plan and cleanup (their report is on
-    /// stdout, logs go to stderr).
-    #[arg(long, env = "VAK_LOG_LEVEL", value_name = "LEVEL", global = true)]
-    pub log_level: Option<String>,
-
-    /// Log format.
-    #[arg(
-        long,
-        env = "VAK_LOG_FORMAT",
-        value_enum,
-        default_value_t = LogFormat::Text,
-        global = true
-    )]
-    pub log_format: LogFormat,
-}
-
-impl std::fmt::Debug for SettingsArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let redacted = |v: &Option<String>| v.as_ref().map(|_| crate::secret::REDACTED);
-        f.debug_struct("SettingsArgs")
-            .field("kubeconfig", &self.kubeconfig)
-            .field("vault_host", &self.vault_host)
-            .field("vault_kube_host", &self.vault_kube_host)
-            .field("vault_mount", &self.vault_mount)
-            .field("vault_role_id", &redacted(&self.vault_role_id))
-            .field("vault_secret_id", &redacted(&self.vault_secret_id))
-            .field("vault_ca_cert", &self.vault_ca_cert)
-            .field("vault_skip_verify", &self.vault_skip_verify)
-            .field("vault_namespace", &self.vault_namespace)
-            .field("vault_approle_mount", &self.vault_approle_mount)
-            .field("namespace", &self.namespace)
-            .field("resync_interval", &self.resync_interval)
-            .field("admin_port", &self.admin_port)
-            .field("leader_election", &self.leader_election)
-            .field("leader_lease_duration", &self.leader_lease_duration)
-            .field("log_level", &self.log_level)
-            .field("log_format", &self.log_format)
-            .finish()
-    }
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 fn parse_duration(value: &str) -> Result<Duration, String> {
@@ -296,11 +358,100 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A setting, by the clap id of its argument: [`Setting::describe`] gives the flag and env var
+/// from the definitions above, so messages never retype them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    Kubeconfig,
+    Namespace,
+    VaultKubeHost,
+    VaultHost,
+    VaultMount,
+    VaultRoleId,
+    VaultSecretId,
+    VaultCaCert,
+    VaultSkipVerify,
+    VaultNamespace,
+    VaultApproleMount,
+    LogLevel,
+    ResyncInterval,
+    AdminPort,
+    LeaderElection,
+    LeaderLeaseDuration,
+}
+
+impl Setting {
+    /// Every setting (for tests that check each resolves).
+    pub const ALL: [Setting; 16] = [
+        Setting::Kubeconfig,
+        Setting::Namespace,
+        Setting::VaultKubeHost,
+        Setting::VaultHost,
+        Setting::VaultMount,
+        Setting::VaultRoleId,
+        Setting::VaultSecretId,
+        Setting::VaultCaCert,
+        Setting::VaultSkipVerify,
+        Setting::VaultNamespace,
+        Setting::VaultApproleMount,
+        Setting::LogLevel,
+        Setting::ResyncInterval,
+        Setting::AdminPort,
+        Setting::LeaderElection,
+        Setting::LeaderLeaseDuration,
+    ];
+
+    /// The clap id (the field name).
+    fn id(self) -> &'static str {
+        match self {
+            Setting::Kubeconfig => "kubeconfig",
+            Setting::Namespace => "namespace",
+            Setting::VaultKubeHost => "vault_kube_host",
+            Setting::VaultHost => "vault_host",
+            Setting::VaultMount => "vault_mount",
+            Setting::VaultRoleId => "vault_role_id",
+            Setting::VaultSecretId => "vault_secret_id",
+            Setting::VaultCaCert => "vault_ca_cert",
+            Setting::VaultSkipVerify => "vault_skip_verify",
+            Setting::VaultNamespace => "vault_namespace",
+            Setting::VaultApproleMount => "vault_approle_mount",
+            Setting::LogLevel => "log_level",
+            Setting::ResyncInterval => "resync_interval",
+            Setting::AdminPort => "admin_port",
+            Setting::LeaderElection => "leader_election",
+            Setting::LeaderLeaseDuration => "leader_lease_duration",
+        }
+    }
+
+    /// `--flag (env VAR)`, from the argument's definition.
+    pub fn describe(self) -> String {
+        let command = Cli::command();
+        let run = command
+            .find_subcommand("run")
+            .expect("the run command defines every setting");
+        let arg = run
+            .get_arguments()
+            .find(|a| a.get_id() == self.id())
+            .unwrap_or_else(|| panic!("no argument {:?}", self.id()));
+        let flag = format!("--{}", arg.get_long().expect("settings are long flags"));
+        match arg.get_env() {
+            Some(env) => format!("{flag} (env {})", env.to_string_lossy()),
+            None => flag,
+        }
+    }
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
 impl Cli {
-    /// Parses the process arguments, accepting the original's single-dash long flags. On a usage
-    /// error it prints clap's message and exits with [`usage_error_status`].
+    /// Parses the process arguments (see [`normalize_args`]). On a usage error it prints clap's
+    /// message and exits with [`usage_error_status`].
     pub fn parse_args() -> Cli {
-        let args = normalize_single_dash(std::env::args_os());
+        let args = normalize_args(std::env::args_os());
         match Cli::try_parse_from(&args) {
             Ok(cli) => cli,
             Err(error) => {
@@ -315,83 +466,135 @@ impl Cli {
             }
         }
     }
+}
 
-    /// The log filter to use: `--log-level`/`VAK_LOG_LEVEL`, else the command's default.
-    pub fn log_level(&self) -> &str {
-        match (&self.settings.log_level, &self.command) {
-            (Some(level), _) => level,
-            (None, None | Some(Command::Run | Command::Sync(_))) => "info",
-            (None, Some(Command::Validate(_) | Command::Plan(_) | Command::Cleanup(_))) => "warn",
-        }
+/// Parses a controller command line (`vault-auth-kubernetes [run] FLAGS...`) exactly as the
+/// binary does, for tests and for embedding the controller.
+pub fn parse_controller_args(
+    args: impl IntoIterator<Item = impl Into<OsString>>,
+) -> Result<ControllerArgs, clap::Error> {
+    let args = normalize_args(args.into_iter().map(Into::into));
+    match Cli::try_parse_from(args)?.command {
+        Command::Run(args) => Ok(args),
+        other => Err(Cli::command().error(
+            clap::error::ErrorKind::InvalidSubcommand,
+            format!(
+                "a controller command line was expected, not `{}`",
+                other.name()
+            ),
+        )),
     }
 }
 
-/// Exit status for a command line clap rejects: 1 for `plan`, whose 2 means "changes pending"
-/// (a CI job must not mistake a typo for pending changes), else clap's usual 2.
-pub fn usage_error_status(args: &[OsString]) -> i32 {
+/// Long flags of every command, and whether each takes a value.
+fn long_flags() -> Vec<(String, bool)> {
     let command = Cli::command();
-    let takes_value: Vec<String> = command
-        .get_arguments()
-        .filter(|a| a.get_action().takes_values())
-        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
-        .collect();
-    let mut words = args.iter().skip(1).filter_map(|a| a.to_str());
-    // The first word that is neither a flag nor a flag's value names the subcommand.
-    while let Some(word) = words.next() {
-        if takes_value.iter().any(|flag| flag == word) {
-            words.next();
-        } else if !word.starts_with('-') {
-            return if word == "plan" { 1 } else { 2 };
-        }
-    }
-    2
-}
-
-/// Rewrites `-long-flag` to `--long-flag` for every long flag this program knows, as Go's `flag`
-/// package accepted both. Short flags (`-h`, `-V`), values and everything after `--` are kept.
-pub fn normalize_single_dash(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
-    let command = Cli::command();
-    let mut longs: Vec<String> = Vec::new();
-    let mut collect = |cmd: &clap::Command| {
-        for arg in cmd.get_arguments() {
+    let mut flags = vec![("help".to_string(), false), ("version".to_string(), false)];
+    for sub in command.get_subcommands() {
+        for arg in sub.get_arguments() {
             if let Some(long) = arg.get_long() {
-                longs.push(long.to_string());
+                flags.push((long.to_string(), arg.get_action().takes_values()));
             }
         }
-    };
-    collect(&command);
-    for sub in command.get_subcommands() {
-        collect(sub);
     }
-    longs.extend(["help".to_string(), "version".to_string()]);
+    flags.sort();
+    flags.dedup();
+    flags
+}
 
-    let mut out = Vec::new();
+/// Exit status for a command line clap rejects (after [`normalize_args`]): 1 for `plan`, whose 2
+/// means "changes pending" (a CI job must not mistake a typo for pending changes), else clap's
+/// usual 2.
+pub fn usage_error_status(args: &[OsString]) -> i32 {
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("plan") => 1,
+        _ => 2,
+    }
+}
+
+/// Rewrites the original's spellings into this program's: `-long-flag` becomes `--long-flag`
+/// for every long flag it knows (Go's `flag` package accepted both; short flags such as `-h`,
+/// values and everything after `--` are kept), settings given before the command are moved after
+/// it, and without a command `run` is inserted (the original had no commands).
+pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let flags = long_flags();
+    let takes_value = |name: &str| flags.iter().any(|(f, v)| f == name && *v);
+    let known = |name: &str| flags.iter().any(|(f, _)| f == name);
+    let commands: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .chain(["help".to_string()])
+        .collect();
+
+    let mut args = args.into_iter();
+    let program = args
+        .next()
+        .unwrap_or_else(|| OsString::from("vault-auth-kubernetes"));
+    let mut before = Vec::new();
+    let mut command = None;
+    let mut after = Vec::new();
     let mut rest_is_positional = false;
-    for (i, arg) in args.into_iter().enumerate() {
-        if i == 0 || rest_is_positional {
-            out.push(arg);
+    let mut expecting_value = false;
+    for arg in args {
+        let target = if command.is_some() {
+            &mut after
+        } else {
+            &mut before
+        };
+        if rest_is_positional {
+            target.push(arg);
             continue;
         }
-        let Some(text) = arg.to_str() else {
-            out.push(arg);
+        let Some(text) = arg.to_str().map(str::to_string) else {
+            target.push(arg);
             continue;
         };
-        if text == "--" {
-            rest_is_positional = true;
-            out.push(arg);
+        if expecting_value {
+            expecting_value = false;
+            target.push(arg);
             continue;
         }
-        if let Some(body) = text.strip_prefix('-')
-            && !body.starts_with('-')
-            && body.len() > 1
-        {
+        if text == "--" {
+            rest_is_positional = true;
+            target.push(arg);
+            continue;
+        }
+        let long = text.strip_prefix("--").or_else(|| {
+            text.strip_prefix('-')
+                .filter(|b| b.len() > 1 && !b.starts_with('-'))
+        });
+        if let Some(body) = long {
             let name = body.split('=').next().unwrap_or(body);
-            if longs.iter().any(|l| l == name) {
-                out.push(OsString::from(format!("--{body}")));
+            if known(name) {
+                expecting_value = takes_value(name) && !body.contains('=');
+                target.push(OsString::from(format!("--{body}")));
                 continue;
             }
+            target.push(arg);
+            continue;
         }
-        out.push(arg);
+        if command.is_none() && !text.starts_with('-') && commands.contains(&text) {
+            command = Some(arg);
+            continue;
+        }
+        target.push(arg);
+    }
+    let help_or_version = before
+        .iter()
+        .any(|a| matches!(a.to_str(), Some("--help" | "-h" | "--version" | "-V")));
+    let mut out = vec![program];
+    match command {
+        Some(command) => {
+            out.push(command);
+            out.extend(before);
+            out.extend(after);
+        }
+        // `vault-auth-kubernetes --help` (or --version) alone is about the program.
+        None if help_or_version && before.len() == 1 => out.extend(before),
+        None => {
+            out.push(OsString::from("run"));
+            out.extend(before);
+        }
     }
     out
 }
@@ -400,15 +603,30 @@ pub fn normalize_single_dash(args: impl IntoIterator<Item = OsString>) -> Vec<Os
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Cli {
+    fn normalized(args: &[&str]) -> Vec<String> {
         let argv = std::iter::once("vault-auth-kubernetes")
             .chain(args.iter().copied())
             .map(OsString::from);
-        Cli::try_parse_from(normalize_single_dash(argv)).expect("parses")
+        normalize_args(argv)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect()
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        let argv: Vec<OsString> = normalized(args).into_iter().map(OsString::from).collect();
+        Cli::try_parse_from(argv).expect("parses")
+    }
+
+    fn run_args(cli: &Cli) -> &ControllerArgs {
+        match &cli.command {
+            Command::Run(args) => args,
+            other => panic!("run expected: {other:?}"),
+        }
     }
 
     #[test]
-    fn accepts_the_originals_single_dash_flags() {
+    fn accepts_the_originals_single_dash_flags_without_a_command() {
         let cli = parse(&[
             "-vault-host",
             "https://v:8200",
@@ -416,31 +634,54 @@ mod tests {
             "-kubeconfig",
             "/k",
         ]);
-        assert_eq!(cli.settings.vault_host.as_deref(), Some("https://v:8200"));
-        assert_eq!(cli.settings.vault_mount.as_deref(), Some("prod/eu1"));
-        assert_eq!(cli.settings.kubeconfig, Some(PathBuf::from("/k")));
+        let args = run_args(&cli);
+        assert_eq!(
+            args.connection.vault.vault_host.as_deref(),
+            Some("https://v:8200")
+        );
+        assert_eq!(
+            args.connection.vault.vault_mount.as_deref(),
+            Some("prod/eu1")
+        );
+        assert_eq!(
+            args.connection.kubernetes.kubeconfig,
+            Some(PathBuf::from("/k"))
+        );
     }
 
     #[test]
     fn keeps_values_that_look_like_flags_and_unknown_single_dash_words() {
-        let argv = ["x", "-vault-role-id", "-abc", "-nope", "--", "-vault-host"]
-            .into_iter()
-            .map(OsString::from);
-        let out: Vec<String> = normalize_single_dash(argv)
-            .into_iter()
-            .map(|s| s.into_string().unwrap())
-            .collect();
         assert_eq!(
-            out,
-            ["x", "--vault-role-id", "-abc", "-nope", "--", "-vault-host"]
+            normalized(&["-vault-role-id", "-abc", "-nope", "--", "-vault-host"]),
+            [
+                "vault-auth-kubernetes",
+                "run",
+                "--vault-role-id",
+                "-abc",
+                "-nope",
+                "--",
+                "-vault-host"
+            ]
         );
+        // A value that names a command is a value, not the command.
+        assert_eq!(
+            normalized(&["--vault-mount", "plan", "cleanup", "-y"]),
+            [
+                "vault-auth-kubernetes",
+                "cleanup",
+                "--vault-mount",
+                "plan",
+                "-y"
+            ]
+        );
+        assert_eq!(normalized(&["--help"]), ["vault-auth-kubernetes", "--help"]);
     }
 
     #[test]
     fn resync_interval_takes_durations() {
         let cli = parse(&["--resync-interval", "5m"]);
-        assert_eq!(cli.settings.resync_interval, Duration::from_secs(300));
-        let argv = ["x", "--resync-interval", "0s"].map(OsString::from);
+        assert_eq!(run_args(&cli).run.resync_interval, Duration::from_secs(300));
+        let argv = normalize_args(["x", "--resync-interval", "0s"].map(OsString::from));
         assert!(Cli::try_parse_from(argv).is_err());
     }
 
@@ -450,27 +691,58 @@ mod tests {
     }
 
     #[test]
+    fn every_setting_is_described_from_its_definition() {
+        for setting in Setting::ALL {
+            let text = setting.describe();
+            assert!(text.starts_with("--"), "{setting:?}: {text}");
+        }
+        assert_eq!(
+            Setting::VaultHost.describe(),
+            "--vault-host (env VAK_VAULT_HOST)"
+        );
+        assert_eq!(
+            Setting::Kubeconfig.to_string(),
+            "--kubeconfig (env KUBECONFIG)"
+        );
+    }
+
+    #[test]
     fn subcommands_parse_with_their_flags_and_settings_anywhere() {
         let cli = parse(&["validate", "-", "a.yaml", "-output", "json"]);
-        let Some(Command::Validate(args)) = &cli.command else {
+        let Command::Validate(args) = &cli.command else {
             panic!("validate expected: {cli:?}")
         };
         assert_eq!(args.files, [PathBuf::from("-"), PathBuf::from("a.yaml")]);
         assert_eq!(args.output, OutputFormat::Json);
 
         let cli = parse(&["-vault-mount", "a/b", "cleanup", "--delete-mount", "-y"]);
-        let Some(Command::Cleanup(args)) = &cli.command else {
+        let Command::Cleanup(args) = &cli.command else {
             panic!("cleanup expected: {cli:?}")
         };
         assert!(args.delete_mount && args.yes && !args.dry_run);
-        assert_eq!(cli.settings.vault_mount.as_deref(), Some("a/b"));
+        assert_eq!(args.connection.vault.vault_mount.as_deref(), Some("a/b"));
 
         let cli = parse(&["sync", "--once", "--vault-mount", "c"]);
-        assert!(matches!(
-            cli.command,
-            Some(Command::Sync(SyncArgs { once: true }))
-        ));
-        assert_eq!(cli.settings.vault_mount.as_deref(), Some("c"));
+        let Command::Sync(args) = &cli.command else {
+            panic!("sync expected: {cli:?}")
+        };
+        assert!(args.once);
+        assert_eq!(args.connection.vault.vault_mount.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn commands_take_only_the_options_they_use() {
+        let argv =
+            normalize_args(["x", "validate", "f.yaml", "--vault-host", "h"].map(OsString::from));
+        assert!(
+            Cli::try_parse_from(argv).is_err(),
+            "validate needs no Vault"
+        );
+        let argv = normalize_args(["x", "plan", "--admin-port", "1"].map(OsString::from));
+        assert!(
+            Cli::try_parse_from(argv).is_err(),
+            "plan serves no admin port"
+        );
     }
 
     #[test]
@@ -483,15 +755,12 @@ mod tests {
         ]);
         let debug = format!("{cli:?}");
         assert!(!debug.contains("4711"), "{debug}");
-        assert!(
-            debug.contains("vault_secret_id: Some(\"******\")"),
-            "{debug}"
-        );
+        assert!(debug.contains("vault_secret_id: Some(******)"), "{debug}");
     }
 
     #[test]
     fn validate_needs_a_file() {
-        let argv = ["x", "validate"].map(OsString::from);
+        let argv = normalize_args(["x", "validate"].map(OsString::from));
         assert!(Cli::try_parse_from(argv).is_err());
     }
 
@@ -499,26 +768,29 @@ mod tests {
     fn log_level_defaults_depend_on_the_command() {
         let level = |args: &[&str]| {
             let mut cli = parse(args);
-            cli.settings.log_level = None; // ignore VAK_LOG_LEVEL of the test's environment
-            cli.log_level().to_string()
+            // Ignore VAK_LOG_LEVEL of the test's environment.
+            match &mut cli.command {
+                Command::Run(a) => a.connection.logging.log_level = None,
+                Command::Plan(a) => a.connection.logging.log_level = None,
+                Command::Sync(a) => a.connection.logging.log_level = None,
+                Command::Cleanup(a) => a.connection.logging.log_level = None,
+                _ => {}
+            }
+            cli.command.log_level().to_string()
         };
         assert_eq!(level(&[]), "info");
         assert_eq!(level(&["sync", "--once"]), "info");
         assert_eq!(level(&["plan"]), "warn");
         assert_eq!(level(&["validate", "f"]), "warn");
         assert_eq!(level(&["cleanup"]), "warn");
-        let mut cli = parse(&["plan"]);
-        cli.settings.log_level = Some("debug".into());
-        assert_eq!(cli.log_level(), "debug");
+        let cli = parse(&["plan", "--log-level", "debug"]);
+        assert_eq!(cli.command.log_level(), "debug");
     }
 
     #[test]
     fn usage_errors_of_plan_exit_1_not_its_changes_pending_2() {
         let status = |args: &[&str]| {
-            let argv: Vec<OsString> = std::iter::once("x")
-                .chain(args.iter().copied())
-                .map(OsString::from)
-                .collect();
+            let argv: Vec<OsString> = normalized(args).into_iter().map(OsString::from).collect();
             usage_error_status(&argv)
         };
         assert_eq!(status(&["plan", "--bogus"]), 1);

@@ -20,13 +20,12 @@ use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::utils::ResetTimerBackoff;
-use kube::runtime::watcher::{self, Event, ExponentialBackoff};
-use rand::RngExt;
+use kube::runtime::watcher::{self, Event};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::backoff::{PASS_RETRY, WATCH_RETRY, WatchBackoff};
 use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::k8s::snapshot::{ClusterSnapshot, ConfigMapState, ServiceAccountMeta, namespace_info};
@@ -38,9 +37,6 @@ use crate::sync::{Syncer, VaultRead};
 
 /// Quiet time after a wake-up before a pass starts, so a burst of events costs one pass.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
-/// First and last delay of the retry backoff after a failed pass.
-pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// The watch caches.
 #[derive(Clone)]
@@ -229,28 +225,13 @@ where
 {
     let (reader, writer) = reflector::store();
     let kind = K::kind(&K::DynamicType::default()).to_string();
+    let backoff = WatchBackoff::new(WATCH_RETRY);
     let stream = watcher(api, config)
-        .backoff(watch_backoff())
+        .backoff(backoff.clone())
         .modify(slim::<K>);
     let stream = reflector::reflector(writer, stream);
-    tasks.spawn(drive(stream, kind, watch, relevant));
+    tasks.spawn(drive(stream, kind, watch, backoff, relevant));
     reader
-}
-
-/// Longest wait between two attempts of a failing watch. Shorter than kube's default (30 s) so
-/// that readiness tracks an outage closely (see `health::KUBE_FAILURE_WINDOW`); six watches
-/// retrying every few seconds are still gentle on an API server.
-pub const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(5);
-
-/// Exponential backoff with jitter from 0.5 s to [`WATCH_BACKOFF_MAX`], reset after a minute
-/// without errors.
-fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
-    let builder = backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(500))
-        .with_max_delay(WATCH_BACKOFF_MAX)
-        .with_jitter()
-        .without_max_times();
-    ResetTimerBackoff::new(ExponentialBackoff::from(builder), Duration::from_secs(60))
 }
 
 /// Keeps only what the controller reads: managedFields are dropped from every cached object,
@@ -275,6 +256,7 @@ async fn drive<K>(
     stream: impl Stream<Item = watcher::Result<Event<K>>>,
     kind: String,
     watch: Watch,
+    backoff: WatchBackoff,
     relevant: impl Fn(&K) -> bool,
 ) {
     let mut stream = std::pin::pin!(stream);
@@ -284,11 +266,15 @@ async fn drive<K>(
         }
         match item {
             Ok(Event::Apply(obj) | Event::Delete(obj)) => {
+                backoff.succeeded();
                 if relevant(&obj) {
                     watch.wake.notify_one();
                 }
             }
-            Ok(Event::InitDone) => watch.wake.notify_one(),
+            Ok(Event::InitDone) => {
+                backoff.succeeded();
+                watch.wake.notify_one();
+            }
             Ok(Event::Init | Event::InitApply(_)) => {}
             // The watcher retries with backoff by itself; say why it is not seeing changes.
             Err(error) => {
@@ -309,17 +295,6 @@ where
     watcher::watcher(api, config)
 }
 
-/// Delay before retry number `attempt` (0-based): doubling from [`BACKOFF_MIN`] up to
-/// [`BACKOFF_MAX`], each multiplied by a random factor in [0.5, 1.0] so replicas and restarts
-/// do not retry in lockstep.
-pub fn backoff_delay(attempt: u32) -> Duration {
-    let base = BACKOFF_MIN
-        .saturating_mul(2u32.saturating_pow(attempt.min(16)))
-        .min(BACKOFF_MAX);
-    let factor: f64 = rand::rng().random_range(0.5..=1.0);
-    base.mul_f64(factor)
-}
-
 /// Runs the controller until `shutdown` is cancelled or a fatal error (another type of auth
 /// method at the mount path) stops it. Passes run only while `leader` is true; a standby keeps
 /// its caches warm so it can take over at once.
@@ -333,8 +308,8 @@ pub async fn run(
     let bound: BoundNames = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
     let stores = start_watches(
-        &syncer.client,
-        &syncer.settings.namespace,
+        &syncer.ctx().client,
+        &syncer.ctx().settings.namespace,
         wake.clone(),
         bound.clone(),
         &health,
@@ -347,7 +322,7 @@ pub async fn run(
     health.set_caches_ready();
     info!("watch caches ready");
 
-    let resync = syncer.settings.resync_interval;
+    let resync = syncer.ctx().settings.resync_interval;
     let mut failures: u32 = 0;
     let mut next_resync = tokio::time::Instant::now() + resync;
     // The first pass and every resync read Vault in full; a pass woken by a cluster change reuses
@@ -356,7 +331,7 @@ pub async fn run(
     loop {
         let leading = *leader.borrow_and_update();
         health.set_leader(leading);
-        syncer.metrics.set_leader(leading);
+        syncer.ctx().metrics.set_leader(leading);
         if !leading {
             info!("standing by: another replica holds the leader Lease");
             tokio::select! {
@@ -392,7 +367,7 @@ pub async fn run(
                     None
                 } else {
                     error!(failures = ?report.failures, "sync pass had failures");
-                    Some(backoff_delay(failures))
+                    Some(PASS_RETRY.delay_for(failures + 1))
                 }
             }
             Err(e @ Error::ForeignMount { .. }) => {
@@ -403,7 +378,7 @@ pub async fn run(
             }
             Err(e) => {
                 error!(error = %e, "sync pass failed");
-                Some(backoff_delay(failures))
+                Some(PASS_RETRY.delay_for(failures + 1))
             }
         };
         if retry_in.is_some() {
@@ -442,22 +417,5 @@ fn remember_bound_names(bound: &BoundNames, report: &crate::sync::SyncReport) {
     if let Ok(mut names) = bound.write() {
         names.clear();
         names.extend(report.bound_names.iter().cloned());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap() {
-        for attempt in 0..20 {
-            let d = backoff_delay(attempt);
-            let base = BACKOFF_MIN
-                .saturating_mul(2u32.saturating_pow(attempt.min(16)))
-                .min(BACKOFF_MAX);
-            assert!(d >= base / 2 && d <= base, "attempt {attempt}: {d:?}");
-        }
-        assert!(backoff_delay(30) <= BACKOFF_MAX);
     }
 }

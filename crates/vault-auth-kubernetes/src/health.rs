@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long after a failed watch request (not followed by a working one) the Kubernetes API
 /// counts as unreachable. The watches retry at least every few seconds (see
-/// `controller::WATCH_BACKOFF_MAX`), so a lasting outage keeps it fresh, while a recovery that
+/// `backoff::WATCH_RETRY`), so a lasting outage keeps it fresh, while a recovery that
 /// brings no event (a resumed watch is silent) still shows within this window.
 pub const KUBE_FAILURE_WINDOW: Duration = Duration::from_secs(10);
 

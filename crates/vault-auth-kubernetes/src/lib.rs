@@ -13,8 +13,10 @@
 
 pub mod admin;
 pub mod app;
+pub mod backoff;
 pub mod cli;
 pub mod commands;
+pub mod context;
 pub mod controller;
 pub mod desired;
 pub mod error;

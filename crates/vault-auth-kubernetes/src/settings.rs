@@ -4,12 +4,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::SettingsArgs;
+use crate::cli::{ConnectionArgs, ControllerArgs, KubernetesArgs, RunArgs, Setting, VaultArgs};
 use crate::error::{Error, Result};
 use crate::mount::Mount;
 use crate::names::DEFAULT_NAMESPACE;
 use crate::secret::Secret;
-use crate::vault::{DEFAULT_REQUEST_TIMEOUT, VaultSettings};
+use crate::vault::{DEFAULT_APPROLE_MOUNT, DEFAULT_REQUEST_TIMEOUT, VaultSettings};
 
 /// Where the in-cluster namespace of the pod is mounted.
 pub const IN_CLUSTER_NAMESPACE_FILE: &str =
@@ -31,6 +31,9 @@ pub struct Settings {
     pub leader_election: Option<LeaderElection>,
 }
 
+/// Default of `--resync-interval` (what one-shot commands carry, unused).
+pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Name of the Lease used for leader election.
 pub const LEASE_NAME: &str = "vault-auth-kubernetes";
 
@@ -41,17 +44,11 @@ pub struct LeaderElection {
     pub lease_duration: Duration,
 }
 
-/// A required setting: the flag and env var a user can set it with.
-struct Required {
-    flag: &'static str,
-    env: &'static str,
-}
-
-/// The value, or the flag and env var that would set it.
-fn required(value: &Option<String>, req: Required) -> std::result::Result<String, String> {
-    match value.as_deref().map(str::trim) {
+/// The value, or the setting that would give it.
+fn required(value: Option<&str>, setting: Setting) -> std::result::Result<String, String> {
+    match value.map(str::trim) {
         Some(v) if !v.is_empty() => Ok(v.to_string()),
-        _ => Err(format!("--{} (env {})", req.flag, req.env)),
+        _ => Err(setting.describe()),
     }
 }
 
@@ -63,65 +60,113 @@ fn non_empty(value: &Option<String>) -> Option<String> {
         .map(str::to_string)
 }
 
+fn invalid(setting: Setting, message: impl Into<String>) -> Error {
+    Error::InvalidSetting {
+        setting: setting.describe(),
+        message: message.into(),
+    }
+}
+
 impl Settings {
-    /// Validates the arguments. Every missing required value is named by flag and env var.
-    pub fn from_args(args: &SettingsArgs) -> Result<Settings> {
-        Self::from_args_with_namespace_file(args, Path::new(IN_CLUSTER_NAMESPACE_FILE))
+    /// Validates what a command that talks to the cluster and Vault was given. Every missing
+    /// required value is named by flag and env var.
+    pub fn from_connection(args: &ConnectionArgs) -> Result<Settings> {
+        Self::from_connection_with_namespace_file(args, Path::new(IN_CLUSTER_NAMESPACE_FILE))
     }
 
-    fn from_args_with_namespace_file(args: &SettingsArgs, ns_file: &Path) -> Result<Settings> {
+    /// Validates the controller's settings: the connection and how it runs.
+    pub fn from_controller(args: &ControllerArgs) -> Result<Settings> {
+        let ControllerArgs {
+            connection,
+            run:
+                RunArgs {
+                    resync_interval,
+                    admin_port,
+                    leader_election,
+                    leader_lease_duration,
+                },
+        } = args;
+        if *leader_election && leader_lease_duration.as_secs() < 3 {
+            return Err(invalid(Setting::LeaderLeaseDuration, "must be at least 3s"));
+        }
+        let mut settings = Self::from_connection(connection)?;
+        settings.resync_interval = *resync_interval;
+        settings.admin_port = *admin_port;
+        settings.leader_election = leader_election.then_some(LeaderElection {
+            lease_duration: *leader_lease_duration,
+        });
+        Ok(settings)
+    }
+
+    fn from_connection_with_namespace_file(
+        args: &ConnectionArgs,
+        ns_file: &Path,
+    ) -> Result<Settings> {
+        let ConnectionArgs {
+            kubernetes:
+                KubernetesArgs {
+                    kubeconfig,
+                    namespace,
+                    vault_kube_host,
+                },
+            vault:
+                VaultArgs {
+                    vault_host,
+                    vault_mount,
+                    vault_role_id,
+                    vault_secret_id,
+                    vault_ca_cert,
+                    vault_skip_verify,
+                    vault_namespace,
+                    vault_approle_mount,
+                },
+            // Used before the settings: logging is set up first.
+            logging: _,
+        } = args;
         let mut missing = Vec::new();
-        let mut take = |value: &Option<String>, flag, env| {
-            required(value, Required { flag, env })
+        let mut take = |value: Option<&str>, setting| {
+            required(value, setting)
                 .map_err(|e| missing.push(e))
                 .unwrap_or_default()
         };
-        let vault_host = take(&args.vault_host, "vault-host", "VAK_VAULT_HOST");
-        let mount = take(&args.vault_mount, "vault-mount", "VAK_VAULT_MOUNT");
-        let role_id = take(&args.vault_role_id, "vault-role-id", "VAK_VAULT_ROLE_ID");
+        let vault_host = take(vault_host.as_deref(), Setting::VaultHost);
+        let mount = take(vault_mount.as_deref(), Setting::VaultMount);
+        let role_id = take(
+            vault_role_id.as_ref().map(|s| s.0.as_str()),
+            Setting::VaultRoleId,
+        );
         let secret_id = take(
-            &args.vault_secret_id,
-            "vault-secret-id",
-            "VAK_VAULT_SECRET_ID",
+            vault_secret_id.as_ref().map(|s| s.0.as_str()),
+            Setting::VaultSecretId,
         );
         if !missing.is_empty() {
             return Err(Error::MissingSettings(missing.join(", ")));
         }
 
-        let mount = Mount::parse(&mount).map_err(|message| Error::InvalidSetting {
-            setting: "--vault-mount (env VAK_VAULT_MOUNT)".to_string(),
-            message,
-        })?;
-        let addr = validate_url(&vault_host, "--vault-host (env VAK_VAULT_HOST)")?;
-        let vault_kube_host = non_empty(&args.vault_kube_host)
-            .map(|h| validate_url(&h, "--vault-kube-host (env VAK_VAULT_KUBE_HOST)"))
+        let mount =
+            Mount::parse(&mount).map_err(|message| invalid(Setting::VaultMount, message))?;
+        let addr = validate_url(&vault_host, Setting::VaultHost)?;
+        let vault_kube_host = non_empty(vault_kube_host)
+            .map(|h| validate_url(&h, Setting::VaultKubeHost))
             .transpose()?;
-        if let Some(ca) = &args.vault_ca_cert
+        if let Some(ca) = vault_ca_cert
             && !ca.is_file()
         {
-            return Err(Error::InvalidSetting {
-                setting: "--vault-ca-cert (env VAK_VAULT_CA_CERT)".to_string(),
-                message: format!("{} is not a readable file", ca.display()),
-            });
+            return Err(invalid(
+                Setting::VaultCaCert,
+                format!("{} is not a readable file", ca.display()),
+            ));
         }
-        let approle_mount = args
-            .vault_approle_mount
+        let approle_mount = vault_approle_mount
+            .as_deref()
+            .unwrap_or(DEFAULT_APPROLE_MOUNT)
             .trim()
             .trim_matches('/')
             .to_string();
         if approle_mount.is_empty() {
-            return Err(Error::InvalidSetting {
-                setting: "--vault-approle-mount (env VAK_VAULT_APPROLE_MOUNT)".to_string(),
-                message: "must not be empty".to_string(),
-            });
+            return Err(invalid(Setting::VaultApproleMount, "must not be empty"));
         }
-        if args.leader_election && args.leader_lease_duration.as_secs() < 3 {
-            return Err(Error::InvalidSetting {
-                setting: "--leader-lease-duration (env VAK_LEADER_LEASE_DURATION)".to_string(),
-                message: "must be at least 3s".to_string(),
-            });
-        }
-        let namespace = non_empty(&args.namespace)
+        let namespace = non_empty(namespace)
             .or_else(|| {
                 std::fs::read_to_string(ns_file)
                     .ok()
@@ -131,42 +176,39 @@ impl Settings {
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
 
         Ok(Settings {
-            kubeconfig: args
-                .kubeconfig
-                .clone()
-                .filter(|p| !p.as_os_str().is_empty()),
+            kubeconfig: kubeconfig.clone().filter(|p| !p.as_os_str().is_empty()),
             vault_kube_host,
             mount,
             vault: VaultSettings {
                 addr,
-                namespace: non_empty(&args.vault_namespace),
-                ca_cert_file: args.vault_ca_cert.clone(),
-                skip_tls_verify: args.vault_skip_verify,
+                namespace: non_empty(vault_namespace),
+                ca_cert_file: vault_ca_cert.clone(),
+                skip_tls_verify: *vault_skip_verify,
                 approle_mount,
                 role_id,
                 secret_id: Secret::new(secret_id),
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
             },
             namespace,
-            resync_interval: args.resync_interval,
-            admin_port: args.admin_port,
-            leader_election: args.leader_election.then_some(LeaderElection {
-                lease_duration: args.leader_lease_duration,
-            }),
+            resync_interval: DEFAULT_RESYNC_INTERVAL,
+            admin_port: 0,
+            leader_election: None,
         })
     }
 }
 
-fn validate_url(value: &str, setting: &str) -> Result<String> {
-    let parsed = url::Url::parse(value).map_err(|e| Error::InvalidSetting {
-        setting: setting.to_string(),
-        message: format!("{value:?} is not a URL ({e}); e.g. https://vault.example.com:8200"),
+fn validate_url(value: &str, setting: Setting) -> Result<String> {
+    let parsed = url::Url::parse(value).map_err(|e| {
+        invalid(
+            setting,
+            format!("{value:?} is not a URL ({e}); e.g. https://vault.example.com:8200"),
+        )
     })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-        return Err(Error::InvalidSetting {
-            setting: setting.to_string(),
-            message: format!("{value:?} must be an http(s) URL with a host"),
-        });
+        return Err(invalid(
+            setting,
+            format!("{value:?} must be an http(s) URL with a host"),
+        ));
     }
     Ok(value.trim_end_matches('/').to_string())
 }
@@ -207,12 +249,20 @@ impl fmt::Display for Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Cli;
+    use crate::cli::{Cli, Command, normalize_args};
     use clap::Parser;
 
-    fn args(extra: &[&str]) -> SettingsArgs {
-        let argv = std::iter::once("vak").chain(extra.iter().copied());
-        Cli::try_parse_from(argv).expect("parses").settings
+    fn controller(extra: &[&str]) -> ControllerArgs {
+        let argv = std::iter::once("vak")
+            .chain(extra.iter().copied())
+            .map(std::ffi::OsString::from);
+        match Cli::try_parse_from(normalize_args(argv))
+            .expect("parses")
+            .command
+        {
+            Command::Run(args) => args,
+            other => panic!("run expected: {other:?}"),
+        }
     }
 
     const FULL: &[&str] = &[
@@ -229,14 +279,12 @@ mod tests {
     #[test]
     fn missing_required_values_name_flag_and_env_var() {
         // Env vars of the real process must not leak into this test's expectations.
-        let a = SettingsArgs {
-            vault_host: None,
-            vault_mount: None,
-            vault_role_id: Some("  ".into()),
-            vault_secret_id: None,
-            ..args(&[])
-        };
-        let err = Settings::from_args(&a).unwrap_err().to_string();
+        let mut a = controller(&[]);
+        a.connection.vault.vault_host = None;
+        a.connection.vault.vault_mount = None;
+        a.connection.vault.vault_role_id = Some(crate::cli::SecretArg("  ".into()));
+        a.connection.vault.vault_secret_id = None;
+        let err = Settings::from_controller(&a).unwrap_err().to_string();
         for want in [
             "--vault-host (env VAK_VAULT_HOST)",
             "--vault-mount (env VAK_VAULT_MOUNT)",
@@ -249,7 +297,7 @@ mod tests {
 
     #[test]
     fn display_hides_secrets() {
-        let s = Settings::from_args(&args(FULL)).unwrap();
+        let s = Settings::from_controller(&controller(FULL)).unwrap();
         let line = s.to_string();
         assert!(!line.contains("s3cr3t-value"), "{line}");
         assert!(!line.contains("role-123"), "{line}");
@@ -260,14 +308,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_mount_and_url_naming_the_flag() {
-        let mut a = args(FULL);
-        a.vault_mount = Some("/prod".into());
-        let err = Settings::from_args(&a).unwrap_err().to_string();
+        let mut a = controller(FULL);
+        a.connection.vault.vault_mount = Some("/prod".into());
+        let err = Settings::from_controller(&a).unwrap_err().to_string();
         assert!(err.contains("--vault-mount (env VAK_VAULT_MOUNT)"), "{err}");
 
-        let mut a = args(FULL);
-        a.vault_host = Some("vault:8200".into());
-        let err = Settings::from_args(&a).unwrap_err().to_string();
+        let mut a = controller(FULL);
+        a.connection.vault.vault_host = Some("vault:8200".into());
+        let err = Settings::from_controller(&a).unwrap_err().to_string();
         assert!(err.contains("--vault-host"), "{err}");
     }
 
@@ -293,7 +341,9 @@ mod tests {
         ];
         for (extra, setting) in cases {
             let argv: Vec<&str> = FULL.iter().chain(extra.iter()).copied().collect();
-            let err = Settings::from_args(&args(&argv)).unwrap_err().to_string();
+            let err = Settings::from_controller(&controller(&argv))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(setting), "{extra:?}: {err}");
         }
         // The same lease duration is fine when leader election is off.
@@ -302,22 +352,22 @@ mod tests {
             .chain(["--leader-lease-duration", "2s"].iter())
             .copied()
             .collect();
-        assert!(Settings::from_args(&args(&argv)).is_ok());
+        assert!(Settings::from_controller(&controller(&argv)).is_ok());
     }
 
     #[test]
     fn namespace_defaults_to_in_cluster_file_then_vault_auth() {
-        let mut a = args(FULL);
-        a.namespace = None;
+        let mut a = controller(FULL).connection;
+        a.kubernetes.namespace = None;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("namespace");
-        let s = Settings::from_args_with_namespace_file(&a, &file).unwrap();
+        let s = Settings::from_connection_with_namespace_file(&a, &file).unwrap();
         assert_eq!(s.namespace, "vault-auth");
         std::fs::write(&file, "platform\n").unwrap();
-        let s = Settings::from_args_with_namespace_file(&a, &file).unwrap();
+        let s = Settings::from_connection_with_namespace_file(&a, &file).unwrap();
         assert_eq!(s.namespace, "platform");
-        a.namespace = Some("explicit".into());
-        let s = Settings::from_args_with_namespace_file(&a, &file).unwrap();
+        a.kubernetes.namespace = Some("explicit".into());
+        let s = Settings::from_connection_with_namespace_file(&a, &file).unwrap();
         assert_eq!(s.namespace, "explicit");
     }
 }

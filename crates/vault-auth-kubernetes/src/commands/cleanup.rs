@@ -21,8 +21,8 @@ use serde_json::json;
 use super::inspect::has_managed_label;
 use super::status;
 use super::style::{Style, confirm, stdout_style};
-use crate::app;
 use crate::cli::CleanupArgs;
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::k8s::snapshot::{ClusterSnapshot, ConfigMapState};
 use crate::names::{
@@ -284,17 +284,17 @@ fn outcome(result: Result<()>) -> Outcome {
 /// Removes everything in the inventory, Vault first; one failure does not stop the others.
 pub async fn remove(syncer: &Syncer, inv: &Inventory) -> Vec<(String, Outcome)> {
     let mut done = Vec::new();
-    let path = syncer.settings.mount.auth_path();
+    let path = syncer.ctx().settings.mount.auth_path();
     if inv.delete_mount {
-        let result = syncer.vault.disable_auth(&path).await;
+        let result = syncer.ctx().vault.disable_auth(&path).await;
         done.push((format!("auth method {}", inv.vault_path), outcome(result)));
     } else {
         for role in &inv.vault_roles {
-            let result = syncer.vault.delete_role(&path, role).await;
+            let result = syncer.ctx().vault.delete_role(&path, role).await;
             done.push((format!("role {role}"), outcome(result)));
         }
     }
-    let client = &syncer.client;
+    let client = &syncer.ctx().client;
     for object in &inv.objects {
         let ns = object.namespace.as_deref().unwrap_or_default();
         let result = match object.kind {
@@ -381,18 +381,17 @@ pub const REFUSAL: &str = "refusing to remove anything: stdin is not a terminal,
 /// Runs `cleanup`.
 pub async fn run(settings: Settings, args: &CleanupArgs) -> Result<u8> {
     let address = settings.vault.addr.clone();
-    let parts = app::connect(settings).await?;
-    let syncer = &parts.syncer;
-    syncer.vault.login().await?;
+    let syncer = &Syncer::new(Context::connect(settings).await?);
+    syncer.ctx().vault.login().await?;
     let mount = syncer.mount_state().await?;
-    let path = syncer.settings.mount.auth_path();
+    let path = syncer.ctx().settings.mount.auth_path();
     let roles = if mount == MountState::Kubernetes {
-        syncer.vault.list_roles(&path).await?
+        syncer.ctx().vault.list_roles(&path).await?
     } else {
         Vec::new()
     };
-    let namespace = &syncer.settings.namespace;
-    let snapshot = ClusterSnapshot::fetch(&syncer.client, namespace).await?;
+    let namespace = &syncer.ctx().settings.namespace;
+    let snapshot = ClusterSnapshot::fetch(&syncer.ctx().client, namespace).await?;
     let inv = inventory(
         &snapshot,
         namespace,

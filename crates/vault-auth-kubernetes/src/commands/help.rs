@@ -1,14 +1,20 @@
 //! Long descriptions and examples of the subcommands, shown by `--help` (kept out of `cli.rs`
 //! so the flag definitions stay readable).
 
+/// Below the command list of `--help`.
+pub const TOP_LEVEL_NOTES: &str = "\
+Without a command the controller runs, as the original tool did:
+  vault-auth-kubernetes --vault-host URL --vault-mount MOUNT --vault-role-id ID --vault-secret-id SECRET
+Every setting has an environment variable (VAK_VAULT_HOST, ...); `vault-auth-kubernetes run --help`
+lists them all, and each command's --help lists the ones it uses.";
+
 /// `validate --help`: what it reads and its exit statuses.
 pub const VALIDATE_ABOUT: &str = "\
     Check vault-auth-roles ConfigMap manifests offline, with exactly the controller's\n\
     validation.\n\
     \n\
     Reads YAML files (several documents per file allowed, `-` for stdin), picks the ConfigMaps\n\
-    named vault-auth-roles and checks every entry. Needs no cluster and no Vault: the Vault\n\
-    and Kubernetes settings are ignored.\n\
+    named vault-auth-roles and checks every entry. Needs no cluster and no Vault.\n\
     \n\
     Exit status: 0 when every entry is valid (warnings allowed), 1 when an entry is invalid or\n\
     a file is not YAML, 2 when a file cannot be read.";

@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 use super::inspect::{KubeChange, ReviewerToken, plan_reviewer, unlabelled_bindings};
 use super::status;
 use super::style::{Style, stdout_style};
-use crate::app;
 use crate::cli::{OutputFormat, PlanArgs};
+use crate::context::Context;
 use crate::error::Result;
 use crate::k8s::snapshot::ClusterSnapshot;
 use crate::names::MOUNT_MAX_LEASE_TTL;
@@ -195,11 +195,11 @@ pub fn role_changes(actions: &[RoleAction]) -> Vec<RoleChange> {
 /// Observes the cluster and Vault as a sync would and plans, writing nothing (the AppRole login
 /// is the only request that is not a read).
 pub async fn observe(syncer: &Syncer) -> Result<PlanReport> {
-    let settings = &syncer.settings;
-    syncer.vault.login().await?;
+    let settings = &syncer.ctx().settings;
+    syncer.ctx().vault.login().await?;
     let mount = syncer.mount_state().await?;
-    let snapshot = ClusterSnapshot::fetch(&syncer.client, &settings.namespace).await?;
-    let unlabelled = unlabelled_bindings(&syncer.client, &snapshot).await?;
+    let snapshot = ClusterSnapshot::fetch(&syncer.ctx().client, &settings.namespace).await?;
+    let unlabelled = unlabelled_bindings(&syncer.ctx().client, &snapshot).await?;
     let roles = snapshot.roles_data().map(|data| parse_roles(&data));
     let reviewer = plan_reviewer(&snapshot, &settings.namespace, roles.as_ref(), &unlabelled)?;
     // Without a token the fingerprint cannot match: the config is planned to be written.
@@ -226,8 +226,8 @@ pub async fn observe(syncer: &Syncer) -> Result<PlanReport> {
 
 /// Runs `plan`: prints the report, returns 0 (no changes) or 2 (changes pending).
 pub async fn run(settings: Settings, args: &PlanArgs) -> Result<u8> {
-    let parts = app::connect(settings).await?;
-    let report = observe(&parts.syncer).await?;
+    let syncer = Syncer::new(Context::connect(settings).await?);
+    let report = observe(&syncer).await?;
     let text = match args.output {
         OutputFormat::Text => render_text(&report, stdout_style()),
         OutputFormat::Json => render_json(&report),

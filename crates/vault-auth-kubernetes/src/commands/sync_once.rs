@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use super::plan::{render_service_account_actions, render_vault_actions, role_changes};
 use super::status;
 use super::style::{Style, stdout_style};
-use crate::app;
 use crate::cli::SyncArgs;
+use crate::context::Context;
 use crate::error::Result;
 use crate::k8s::snapshot::ClusterSnapshot;
 use crate::settings::Settings;
@@ -26,7 +26,8 @@ pub fn check_args(args: &SyncArgs) -> std::result::Result<(), &'static str> {
 
 /// Reads the cluster and runs one pass.
 pub async fn sync_once(syncer: &Syncer) -> Result<SyncReport> {
-    let snapshot = ClusterSnapshot::fetch(&syncer.client, &syncer.settings.namespace).await?;
+    let snapshot =
+        ClusterSnapshot::fetch(&syncer.ctx().client, &syncer.ctx().settings.namespace).await?;
     syncer.sync(&snapshot).await
 }
 
@@ -34,9 +35,9 @@ pub async fn sync_once(syncer: &Syncer) -> Result<SyncReport> {
 /// unreachable is an error (also 1).
 pub async fn run(settings: Settings) -> Result<u8> {
     let path = format!("auth/{}", settings.mount.auth_path());
-    let parts = app::connect(settings).await?;
+    let syncer = Syncer::new(Context::connect(settings).await?);
     let started = Instant::now();
-    let report = sync_once(&parts.syncer).await?;
+    let report = sync_once(&syncer).await?;
     print!(
         "{}",
         render_summary(&report, &path, started.elapsed(), stdout_style())
@@ -193,7 +194,19 @@ mod tests {
 
     #[test]
     fn sync_needs_once() {
-        assert_eq!(check_args(&SyncArgs { once: true }), Ok(()));
-        assert_eq!(check_args(&SyncArgs { once: false }), Err(NEEDS_ONCE));
+        assert_eq!(
+            check_args(&SyncArgs {
+                once: true,
+                connection: Default::default()
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            check_args(&SyncArgs {
+                once: false,
+                connection: Default::default()
+            }),
+            Err(NEEDS_ONCE)
+        );
     }
 }

@@ -14,6 +14,7 @@ pub use report::{
 };
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -23,17 +24,15 @@ use serde_json::json;
 use tokio::sync::Mutex;
 use tracing::{debug, error, info, warn};
 
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::k8s::cluster::ClusterInfo;
-use crate::k8s::events::{EventPublisher, Notice};
+use crate::k8s::events::Notice;
 use crate::k8s::reviewer::Reviewer;
 use crate::k8s::service_accounts;
 use crate::k8s::snapshot::ClusterSnapshot;
-use crate::metrics::Metrics;
 use crate::names::{KUBERNETES_AUTH_TYPE, MOUNT_MAX_LEASE_TTL, REVIEWER_TOKEN_SECRET};
 use crate::plan::{MountState, Plan, RoleAction};
-use crate::settings::Settings;
-use crate::vault::{KubernetesConfigWrite, VaultClient};
+use crate::vault::KubernetesConfigWrite;
 
 /// Annotation on the reviewer token Secret recording the fingerprint of the auth config last
 /// written to Vault. Vault never returns the reviewer JWT, so this is how a restarted controller
@@ -42,14 +41,9 @@ pub const CONFIG_FINGERPRINT_ANNOTATION: &str = "vault-auth-kubernetes/vault-con
 /// Vault requests in flight at once when reading or writing many roles.
 pub const VAULT_CONCURRENCY: usize = 32;
 
-/// Everything a pass needs; shared by the controller and the one-shot commands.
+/// Runs passes: the shared [`Context`] plus what one pass leaves for the next.
 pub struct Syncer {
-    pub client: kube::Client,
-    pub vault: VaultClient,
-    pub settings: Settings,
-    pub cluster: ClusterInfo,
-    pub metrics: Metrics,
-    pub events: EventPublisher,
+    ctx: Arc<Context>,
     last_written: Mutex<Option<String>>,
     /// What Vault held after the last successful pass (with that pass's writes applied), so a
     /// pass woken by a cluster change need not read every role again; the periodic resync reads
@@ -77,37 +71,30 @@ impl SyncReport {
 }
 
 impl Syncer {
-    /// Wires a syncer.
-    pub fn new(
-        client: kube::Client,
-        vault: VaultClient,
-        settings: Settings,
-        cluster: ClusterInfo,
-        metrics: Metrics,
-        events: EventPublisher,
-    ) -> Self {
+    /// A syncer that has seen nothing yet.
+    pub fn new(ctx: Arc<Context>) -> Self {
         Syncer {
-            client,
-            vault,
-            settings,
-            cluster,
-            metrics,
-            events,
+            ctx,
             last_written: Mutex::new(None),
             vault_view: Mutex::new(None),
         }
     }
 
+    /// The shared clients and settings.
+    pub fn ctx(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
     fn auth_path(&self) -> String {
-        self.settings.mount.auth_path()
+        self.ctx.settings.mount.auth_path()
     }
 
     /// What the fingerprint covers besides the config itself: which Vault and which mount.
     pub fn fingerprint_scope(&self) -> String {
         format!(
             "{}|{}|{}",
-            self.settings.vault.addr,
-            self.settings.vault.namespace.as_deref().unwrap_or(""),
+            self.ctx.settings.vault.addr,
+            self.ctx.settings.vault.namespace.as_deref().unwrap_or(""),
             self.auth_path()
         )
     }
@@ -116,7 +103,7 @@ impl Syncer {
     /// of auth method sits at the path.
     pub async fn mount_state(&self) -> Result<MountState> {
         let path = self.auth_path();
-        Ok(match self.vault.auth_mount(&path).await? {
+        Ok(match self.ctx.vault.auth_mount(&path).await? {
             None => MountState::Missing,
             Some(m) if m.kind == KUBERNETES_AUTH_TYPE => MountState::Kubernetes,
             Some(m) => {
@@ -142,12 +129,15 @@ impl Syncer {
         let started = Instant::now();
         let result = self.sync_inner(snapshot, read).await;
         let ok = matches!(&result, Ok(report) if report.succeeded());
-        self.metrics.reconciled(ok, started.elapsed().as_secs_f64());
+        self.ctx
+            .metrics
+            .reconciled(ok, started.elapsed().as_secs_f64());
         if let Err(e) = &result {
             let regarding = configmap_ref(snapshot);
             if let Some(regarding) = regarding {
                 let notice = Notice::warning("SyncFailed", "Sync", e.to_string());
-                self.events
+                self.ctx
+                    .events
                     .report_conditions(&regarding, BTreeSet::from([notice]))
                     .await;
             }
@@ -156,7 +146,7 @@ impl Syncer {
     }
 
     async fn sync_inner(&self, snapshot: &ClusterSnapshot, read: VaultRead) -> Result<SyncReport> {
-        self.vault.login().await?;
+        self.ctx.vault.login().await?;
         // Taken out: a pass that fails leaves no view behind, so the next one reads in full.
         let cached = self.vault_view.lock().await.take();
         let started = Instant::now();
@@ -166,13 +156,14 @@ impl Syncer {
             _ => self.read_vault(self.mount_state().await?).await?,
         };
         let reviewer = Reviewer {
-            client: &self.client,
-            namespace: &self.settings.namespace,
+            client: &self.ctx.client,
+            namespace: &self.ctx.settings.namespace,
         };
         let jwt = reviewer.ensure(snapshot).await?;
         let mut observation = self.observe_with(snapshot, vault, jwt.clone()).await;
         let observed = started.elapsed();
-        let mut plan = observation.plan(self.settings.mount.as_str(), &self.fingerprint_scope())?;
+        let mut plan =
+            observation.plan(self.ctx.settings.mount.as_str(), &self.fingerprint_scope())?;
         let planned = started.elapsed() - observed;
         let mut report = SyncReport::default();
         if let Err(failure) = self.apply_mount_and_config(&observation, &plan).await {
@@ -183,7 +174,7 @@ impl Syncer {
             let (enabled, config) = (plan.enable_mount, plan.write_config.take());
             let vault = self.read_vault(self.mount_state().await?).await?;
             observation = self.observe_with(snapshot, vault, jwt).await;
-            plan = observation.plan(self.settings.mount.as_str(), &self.fingerprint_scope())?;
+            plan = observation.plan(self.ctx.settings.mount.as_str(), &self.fingerprint_scope())?;
             plan.enable_mount = enabled;
             plan.write_config = config;
         }
@@ -236,9 +227,10 @@ impl Syncer {
         if plan.enable_mount {
             let description = format!(
                 "Kubernetes auth backend for {} cluster (managed by vault-auth-kubernetes)",
-                self.settings.mount
+                self.ctx.settings.mount
             );
             match self
+                .ctx
                 .vault
                 .enable_auth(
                     &path,
@@ -259,7 +251,7 @@ impl Syncer {
                 token_reviewer_jwt: observation.config.token_reviewer_jwt.clone(),
                 disable_local_ca_jwt: true,
             };
-            match self.vault.write_kubernetes_config(&path, &body).await {
+            match self.ctx.vault.write_kubernetes_config(&path, &body).await {
                 Ok(()) => {
                     info!(%path, reasons = %change.reasons.join("; "), "wrote kubernetes auth config");
                     let fingerprint = observation.config.fingerprint(&self.fingerprint_scope());
@@ -310,7 +302,7 @@ impl Syncer {
         }
 
         let outcomes =
-            service_accounts::apply(&self.client, snapshot, &plan.service_accounts).await;
+            service_accounts::apply(&self.ctx.client, snapshot, &plan.service_accounts).await;
         for outcome in outcomes {
             if let Err(e) = outcome.result {
                 error!(error = %e, "ServiceAccount change failed");
@@ -322,17 +314,21 @@ impl Syncer {
 
     async fn apply_role(&self, path: &str, action: &RoleAction) -> (String, Result<()>) {
         match action {
-            RoleAction::Create { name, body } | RoleAction::Update { name, body, .. } => {
-                (name.clone(), self.vault.write_role(path, name, body).await)
+            RoleAction::Create { name, body } | RoleAction::Update { name, body, .. } => (
+                name.clone(),
+                self.ctx.vault.write_role(path, name, body).await,
+            ),
+            RoleAction::Delete { name } => {
+                (name.clone(), self.ctx.vault.delete_role(path, name).await)
             }
-            RoleAction::Delete { name } => (name.clone(), self.vault.delete_role(path, name).await),
         }
     }
 
     /// Remembers what config was written, in memory and on the reviewer token Secret.
     async fn record_fingerprint(&self, fingerprint: String) {
         *self.last_written.lock().await = Some(fingerprint.clone());
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.settings.namespace);
+        let api: Api<Secret> =
+            Api::namespaced(self.ctx.client.clone(), &self.ctx.settings.namespace);
         let patch =
             json!({"metadata": {"annotations": {CONFIG_FINGERPRINT_ANNOTATION: fingerprint}}});
         let result = api

@@ -140,9 +140,10 @@ impl Syncer {
             });
         }
         let role_params = Some(ServerParams::from_names(
-            &self.vault.role_parameters(&path).await?,
+            &self.ctx.vault.role_parameters(&path).await?,
         ));
         let config = self
+            .ctx
             .vault
             .read_kubernetes_config(&path)
             .await?
@@ -151,8 +152,9 @@ impl Syncer {
                 kubernetes_ca_cert: c.kubernetes_ca_cert,
                 token_reviewer_jwt_set: c.token_reviewer_jwt_set,
             });
-        let names = self.vault.list_roles(&path).await?;
+        let names = self.ctx.vault.list_roles(&path).await?;
         let roles = self
+            .ctx
             .vault
             .read_roles(&path, &names, VAULT_CONCURRENCY)
             .await?;
@@ -208,8 +210,8 @@ impl Syncer {
             role_params: vault.role_params,
             desired_service_accounts,
             config: DesiredConfig {
-                kubernetes_host: self.cluster.host.clone(),
-                kubernetes_ca_cert: self.cluster.ca_pem.clone(),
+                kubernetes_host: self.ctx.cluster.host.clone(),
+                kubernetes_ca_cert: self.ctx.cluster.ca_pem.clone(),
                 token_reviewer_jwt: reviewer_jwt,
             },
             observed: Observed {

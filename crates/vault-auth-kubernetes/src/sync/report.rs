@@ -51,7 +51,7 @@ impl Syncer {
             conditions.insert(Notice::warning("SyncFailed", "Sync", failure.clone()));
         }
         if observation.roles.is_none() {
-            warn!(namespace = %self.settings.namespace, "ConfigMap vault-auth-roles not found: no role or ServiceAccount is deleted");
+            warn!(namespace = %self.ctx.settings.namespace, "ConfigMap vault-auth-roles not found: no role or ServiceAccount is deleted");
         }
         for note in &plan.notes {
             info!(note = %note, "plan note");
@@ -73,15 +73,19 @@ impl Syncer {
             })
             .sum();
         let managed_after = (managed as i64 + sa_delta).max(0) as usize;
-        self.metrics
+        self.ctx
+            .metrics
             .set_managed(roles, managed_after, report.invalid_entries);
 
         let Some(regarding) = configmap_ref(snapshot) else {
             return;
         };
-        self.events.report_conditions(&regarding, conditions).await;
+        self.ctx
+            .events
+            .report_conditions(&regarding, conditions)
+            .await;
         for notice in action_notices(plan) {
-            self.events.publish(&regarding, &notice).await;
+            self.ctx.events.publish(&regarding, &notice).await;
         }
         let status = status_summary(observation, managed_after, report);
         self.write_status(snapshot, &status).await;
@@ -104,7 +108,8 @@ impl Syncer {
             STATUS_MESSAGE_ANNOTATION: status.message,
             STATUS_TIME_ANNOTATION: Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         }}});
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.settings.namespace);
+        let api: Api<ConfigMap> =
+            Api::namespaced(self.ctx.client.clone(), &self.ctx.settings.namespace);
         if let Err(error) = api
             .patch(
                 ROLES_CONFIGMAP,

@@ -16,14 +16,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::http::{Method, Transport, VaultPath};
+use crate::backoff::TOKEN_RETRY;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::secret::Secret;
-
-/// First retry delay after a failed login or renewal; doubles per failure.
-const BACKOFF_BASE: Duration = Duration::from_millis(500);
-/// Longest delay between retries.
-const BACKOFF_CAP: Duration = Duration::from_secs(60);
 
 /// What readiness and metrics need to know about the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,15 +85,6 @@ pub(crate) fn safety_margin(lease: Duration) -> Duration {
 /// renewing again cannot extend it and a new login is the only way on.
 pub(crate) fn renewal_capped(asked: Duration, granted: Duration) -> bool {
     granted < asked
-}
-
-/// Delay before retry number `failures` (1-based): exponential from [`BACKOFF_BASE`] up to
-/// [`BACKOFF_CAP`], with "equal jitter" (half fixed, half random from `unit` in `[0, 1)`) so
-/// that controllers restarted together do not retry in lockstep.
-pub(crate) fn backoff_delay(failures: u32, unit: f64) -> Duration {
-    let exponent = failures.saturating_sub(1).min(16);
-    let full = (BACKOFF_BASE * 2u32.pow(exponent)).min(BACKOFF_CAP);
-    full / 2 + full.mul_f64(unit.clamp(0.0, 1.0) / 2.0)
 }
 
 /// Token, lease and renewability from the `auth` block of a login or renewal answer.
@@ -344,7 +331,7 @@ impl Session {
                 Ok(()) => failures = 0,
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    let delay = backoff_delay(failures, rand::random::<f64>());
+                    let delay = TOKEN_RETRY.delay_for(failures);
                     tracing::warn!(
                         %error,
                         failures,
@@ -409,17 +396,6 @@ mod tests {
         let five = Duration::from_secs(5);
         assert!(!renewal_capped(five, five));
         assert!(renewal_capped(five, Duration::from_secs(3)));
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap() {
-        assert_eq!(backoff_delay(1, 0.0), Duration::from_millis(250));
-        assert_eq!(backoff_delay(1, 1.0), Duration::from_millis(500));
-        assert_eq!(backoff_delay(3, 0.0), Duration::from_secs(1));
-        assert_eq!(backoff_delay(3, 0.5), Duration::from_millis(1500));
-        assert_eq!(backoff_delay(30, 1.0), BACKOFF_CAP);
-        assert_eq!(backoff_delay(30, 0.0), BACKOFF_CAP / 2);
-        assert_eq!(backoff_delay(u32::MAX, 0.99), backoff_delay(17, 0.99));
     }
 
     #[test]

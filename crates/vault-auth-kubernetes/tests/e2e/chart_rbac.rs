@@ -510,8 +510,8 @@ async fn scenario(run: &Run<'_>, bao: &TestVault, creds: &AppRoleCredentials) ->
         "--leader-lease-duration",
         "3s",
     ];
-    let cli = <vault_auth_kubernetes::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap();
-    let settings = vault_auth_kubernetes::settings::Settings::from_args(&cli.settings).unwrap();
+    let args = vault_auth_kubernetes::cli::parse_controller_args(argv).unwrap();
+    let settings = vault_auth_kubernetes::settings::Settings::from_controller(&args).unwrap();
     let stop = CancellationToken::new();
     let task = tokio::spawn(vault_auth_kubernetes::app::run_controller(
         settings,

@@ -20,10 +20,18 @@ struct Process {
 
 impl Process {
     fn spawn(env: &Env, name: &str, extra_env: &[(&str, &str)]) -> Process {
+        Self::spawn_command(env, name, Command::new(BIN), extra_env)
+    }
+
+    fn spawn_command(
+        env: &Env,
+        name: &str,
+        mut cmd: Command,
+        extra_env: &[(&str, &str)],
+    ) -> Process {
         let admin_port = free_port();
         let log = env.dir.path().join(format!("{name}.log"));
         let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(BIN);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(env.controller_env())
@@ -38,6 +46,33 @@ impl Process {
         }
         Process {
             child: cmd.spawn().expect("spawn vault-auth-kubernetes"),
+            admin_port,
+            log,
+        }
+    }
+
+    /// Like [`Process::spawn_command`] with only `extra_env` as settings (no kubeconfig).
+    fn spawn_command_only(
+        env: &Env,
+        name: &str,
+        cmd: Command,
+        extra_env: &[(&str, &str)],
+    ) -> Process {
+        let mut cmd = cmd;
+        cmd.env_clear();
+        let admin_port = free_port();
+        let log = env.dir.path().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        cmd.env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("VAK_ADMIN_PORT", admin_port.to_string())
+            .env("VAK_LOG_FORMAT", "json")
+            .env("POD_NAME", name)
+            .envs(extra_env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
+        Process {
+            child: cmd.spawn().expect("spawn unshare"),
             admin_port,
             log,
         }
@@ -221,6 +256,108 @@ async fn emulator_only_readiness_follows_an_unreachable_kubernetes_api() {
     })
     .await;
     println!("ready again {took:?} after the Kubernetes API came back");
+}
+
+/// In a pod: no kubeconfig, the ServiceAccount token, CA and namespace at
+/// /var/run/secrets/kubernetes.io/serviceaccount, KUBERNETES_SERVICE_HOST/PORT set. The binary
+/// runs in a private mount namespace (util-linux `unshare`, as root) where a folder holding a
+/// real TokenRequest token is bind-mounted at that path, as the kubelet mounts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_cluster_configuration_from_the_pod_paths() {
+    let env = Env::start().await;
+    let client = env.client();
+    let sa: k8s_openapi::api::core::v1::ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "vault-auth-kubernetes"}})).unwrap();
+    Api::namespaced(client.clone(), NAMESPACE)
+        .create(&Default::default(), &sa)
+        .await
+        .unwrap();
+    // Its permissions are the chart's business (chart_rbac proves them): here, cluster-admin.
+    let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "in-cluster-test"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "vault-auth-kubernetes", "namespace": NAMESPACE}]
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(client.clone())
+        .create(&Default::default(), &binding)
+        .await
+        .unwrap();
+    let pod = env.dir.path().join("serviceaccount");
+    std::fs::create_dir_all(&pod).unwrap();
+    let token = env
+        .kube
+        .service_account_token(NAMESPACE, "vault-auth-kubernetes", &[], 3600)
+        .await;
+    std::fs::write(pod.join("token"), &token).unwrap();
+    std::fs::write(pod.join("ca.crt"), env.kube.ca_pem()).unwrap();
+    std::fs::write(pod.join("namespace"), NAMESPACE).unwrap();
+    env.put_roles(&roles("in-cluster")).await;
+
+    let url = url::Url::parse(&env.kube.url()).unwrap();
+    let port = url.port().unwrap().to_string();
+    let script = "mount -t tmpfs tmpfs /run \
+        && mkdir -p /run/secrets/kubernetes.io/serviceaccount \
+        && mount --bind \"$POD_DIR\" /run/secrets/kubernetes.io/serviceaccount \
+        && exec \"$VAK_BIN\"";
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", script]);
+    let pod_dir = pod.display().to_string();
+    let settings: Vec<(&str, String)> = env
+        .controller_env()
+        .into_iter()
+        .filter(|(k, _)| *k != "KUBECONFIG" && *k != "VAK_NAMESPACE")
+        .collect();
+    let mut extra: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    extra.extend([
+        ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+        ("KUBERNETES_SERVICE_PORT", port.as_str()),
+        ("POD_DIR", pod_dir.as_str()),
+        ("VAK_BIN", BIN),
+    ]);
+    let mut p = Process::spawn_command_only(&env, "in-cluster", cmd, &extra);
+    let started = Instant::now();
+    while !p.ready().await {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            panic!(
+                "the in-cluster run exited with {status} (unshare needs root, or user and mount \
+                 namespaces); log:\n{}",
+                p.log()
+            );
+        }
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "not ready in-cluster within {TIMEOUT:?}; log:\n{}",
+            p.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("ready in-cluster after {:?}", started.elapsed());
+    let log = p.log();
+    assert!(log.contains("(in-cluster)"), "{log}");
+    assert!(!log.contains(&token), "the pod's token must not be logged");
+    let role = env.vault_role("default").await.expect("role written");
+    assert_eq!(role["token_policies"], json!(["in-cluster"]));
+    // Vault was told the in-cluster address of the API, and a pod token logs in through it.
+    let config = env
+        .bao
+        .request("GET", "auth/kubernetes/prod/eu1/config", None)
+        .await;
+    assert_eq!(
+        config.body["data"]["kubernetes_host"],
+        format!("https://127.0.0.1:{port}")
+    );
+    wait_for(
+        "ServiceAccount default/vault-agent-injector",
+        TIMEOUT,
+        || async { env.service_account("default", "vault-agent-injector").await },
+    )
+    .await;
+    let policies = env
+        .login("default", "vault-agent-injector", "default")
+        .await
+        .expect("login through the in-cluster configuration");
+    assert_eq!(policies, ["default", "in-cluster"]);
 }
 
 /// Two replicas: one leads, the other stands by. Killing the leader (SIGKILL, no goodbye) lets

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
@@ -14,7 +13,6 @@ use serde_json::{Value, json};
 pub use testkit::wait_for;
 use testkit::{AppRoleCredentials, TestCluster, TestVault};
 use tokio_util::sync::CancellationToken;
-use vault_auth_kubernetes::cli::Cli;
 use vault_auth_kubernetes::settings::Settings;
 
 /// The two-segment mount of the original README's policy.
@@ -118,8 +116,9 @@ impl Env {
             "0".into(),
         ];
         argv.extend(extra.iter().map(|s| s.to_string()));
-        let cli = Cli::try_parse_from(argv).expect("valid arguments");
-        Settings::from_args(&cli.settings).expect("valid settings")
+        let args =
+            vault_auth_kubernetes::cli::parse_controller_args(argv).expect("valid arguments");
+        Settings::from_controller(&args).expect("valid settings")
     }
 
     /// Runs the controller in-process until the returned handle is stopped or dropped.

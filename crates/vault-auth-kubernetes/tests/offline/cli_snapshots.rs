@@ -47,9 +47,22 @@ fn run(args: &[&str], stdin: Option<&str>) -> String {
 #[test]
 fn help_of_every_command() {
     insta::assert_snapshot!("help", run(&["--help"], None));
-    for command in ["run", "validate", "plan", "sync", "cleanup"] {
+    for command in ["run", "validate", "plan", "sync", "cleanup", "version"] {
         insta::assert_snapshot!(format!("help_{command}"), run(&[command, "--help"], None));
     }
+}
+
+#[test]
+fn version_command_shows_build_info() {
+    let out = run(&["version"], None);
+    assert!(out.starts_with("status: 0\n"), "{out}");
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        out.contains(&format!("vault-auth-kubernetes {version}\n")),
+        "{out}"
+    );
+    assert!(out.contains("\ngit revision: "), "{out}");
+    assert!(out.contains("\nbuilt with: rustc 1."), "{out}");
 }
 
 #[test]
