@@ -6,8 +6,12 @@ use serde_json::{Value, json};
 
 use crate::kinds::{self, KINDS, Kind};
 
-/// The Kubernetes version the emulator presents (its kinds follow the v1.33 API).
-pub const KUBERNETES_MINOR: &str = "33";
+/// The Kubernetes version the emulator presents: its kinds, errors and OpenAPI documents
+/// follow kube-apiserver v1.37 (the pinned kubectl is v1.37, and a client more than one minor
+/// version away warns about skew).
+pub const KUBERNETES_MINOR: &str = "37";
+/// The patch release of [`KUBERNETES_MINOR`] the OpenAPI snapshot was taken from.
+const KUBERNETES_PATCH: &str = "2";
 
 /// `/version`.
 pub fn version() -> Value {
@@ -16,14 +20,22 @@ pub fn version() -> Value {
         "minor": KUBERNETES_MINOR,
         "emulationMajor": "1",
         "emulationMinor": KUBERNETES_MINOR,
-        "gitVersion": format!("v1.{KUBERNETES_MINOR}.0"),
+        // The oldest version this one can roll back to, as kube-apiserver >= 1.33 reports it.
+        "minCompatibilityMajor": "1",
+        "minCompatibilityMinor": min_compatibility_minor(),
+        "gitVersion": format!("v1.{KUBERNETES_MINOR}.{KUBERNETES_PATCH}"),
         "gitCommit": concat!("kube-emulator-", env!("CARGO_PKG_VERSION")),
         "gitTreeState": "clean",
         "buildDate": "2025-01-01T00:00:00Z",
-        "goVersion": "go1.24.0",
+        "goVersion": "go1.26.8",
         "compiler": "gc",
         "platform": format!("{}/{}", std::env::consts::OS, go_arch()),
     })
+}
+
+fn min_compatibility_minor() -> String {
+    let minor: u32 = KUBERNETES_MINOR.parse().expect("a number");
+    (minor - 1).to_string()
 }
 
 fn go_arch() -> &'static str {
@@ -167,6 +179,7 @@ mod tests {
     fn version_looks_like_kubernetes() {
         let v = version();
         assert_eq!(v["major"], "1");
-        assert!(v["gitVersion"].as_str().unwrap().starts_with("v1."));
+        assert_eq!(v["gitVersion"], "v1.37.2");
+        assert_eq!(v["minCompatibilityMinor"], "36");
     }
 }

@@ -111,10 +111,7 @@ pub fn token_review(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>,
         .review(&body, &shared.store, shared.token_clock());
     reviewed["apiVersion"] = json!(kind.api_version());
     reviewed["kind"] = json!(kind.kind);
-    if !reviewed.get("metadata").is_some_and(Value::is_object) {
-        reviewed["metadata"] = json!({});
-    }
-    reviewed["metadata"]["creationTimestamp"] = Value::Null;
+    reviewed["metadata"] = super::access::review_metadata(kind, &body, &req.manager);
     Ok(json_response(201, &reviewed))
 }
 

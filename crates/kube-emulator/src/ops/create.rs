@@ -134,6 +134,7 @@ pub(super) fn create_owned(
     if kind.namespaced {
         check_namespace_open(ctx, kind, &explicit_name, &namespace)?;
     }
+    strategy::decode_defaults(kind, &mut obj)?;
     strategy::normalize(&mut obj);
     match managed_fields {
         Some(managed) => {

@@ -168,6 +168,8 @@ fn start_namespace_deletion(
         ));
     }
     let mut obj = mark_deleting(old);
+    // A namespace's deletion has no grace period (kube-apiserver sets none).
+    meta::metadata_mut(&mut obj).remove("deletionGracePeriodSeconds");
     obj["status"]["phase"] = json!("Terminating");
     if ctx.dry_run {
         return Ok(DeleteOutcome::Pending(Arc::new(obj)));

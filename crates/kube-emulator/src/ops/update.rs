@@ -101,8 +101,9 @@ pub fn patch(
 ) -> Result<(Arc<Value>, bool), ApiError> {
     let skind = storage_kind(kind);
     if force && patch_type != PatchType::Apply {
-        return Err(ApiError::bad_request(
-            "force is only allowed for apply patches",
+        return Err(ApiError::invalid_options(
+            "PatchOptions",
+            &FieldError::forbidden("force", "may not be specified for non-apply patch"),
         ));
     }
     for _ in 0..PATCH_ATTEMPTS {
@@ -138,7 +139,7 @@ pub fn patch(
                     &kind.api_version(),
                     skind.plural == "namespaces",
                 )
-                .map_err(|c| apply_conflict(kind, name, &c))?;
+                .map_err(|c| apply_conflict(&c))?;
                 false
             }
         };
@@ -195,17 +196,14 @@ fn apply_config(kind: &Kind, name: &str, body: &Value) -> Result<Value, ApiError
     Ok(config)
 }
 
-fn apply_conflict(kind: &Kind, name: &str, conflicts: &[apply::Conflict]) -> ApiError {
+/// 409 for an apply that conflicts; kube-apiserver names neither the object nor its kind here.
+fn apply_conflict(conflicts: &[apply::Conflict]) -> ApiError {
     let causes: Vec<Value> = conflicts
         .iter()
-        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version), "field": c.field}))
+        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", c.with()), "field": c.field}))
         .collect();
     let mut e = ApiError::new(409, apply::Conflict::summary(conflicts));
-    let mut details = json!({"name": name, "kind": kind.plural, "causes": causes});
-    if !kind.group.is_empty() {
-        details["group"] = json!(kind.group);
-    }
-    e.details = Some(details);
+    e.details = Some(json!({"causes": causes}));
     e
 }
 
@@ -227,7 +225,7 @@ fn apply_create(
         &kind.api_version(),
         kind.plural == "namespaces",
     )
-    .map_err(|c| apply_conflict(kind, name, &c))?;
+    .map_err(|c| apply_conflict(&c))?;
     let managed = applied.pointer("/metadata/managedFields").cloned();
     let url_ns = storage_kind(kind).namespaced.then_some(namespace);
     super::create::create_owned(ctx, kind, url_ns, applied, managed)

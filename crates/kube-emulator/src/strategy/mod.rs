@@ -29,6 +29,28 @@ fn invalid(kind: &Kind, obj: &Value, errors: Vec<FieldError>) -> Result<(), ApiE
     }
 }
 
+/// What decoding a request body does before anything else sees it (Kubernetes' conversion and
+/// defaulting functions): a Namespace's name label, a Secret's `stringData` folded into `data`
+/// and its default type. The field manager records these as the writer's fields.
+pub fn decode_defaults(kind: &Kind, obj: &mut Value) -> Result<(), ApiError> {
+    match kind.plural {
+        "namespaces" => set_namespace_name_label(obj),
+        "secrets" => {
+            prepare_data(obj, true)?;
+            if obj
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+            {
+                obj["type"] = json!("Opaque");
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Defaults and validates a new object of `kind` (already in storage form).
 pub fn prepare_create(kind: &Kind, obj: &mut Value) -> Result<(), ApiError> {
     match kind.plural {
@@ -144,6 +166,7 @@ const OMITTED_WHEN_EMPTY: &[&str] = &[
     "secrets",
     "imagePullSecrets",
     "subjects",
+    "rules",
 ];
 
 /// Drops what Kubernetes' typed encoding never serves: empty or null metadata fields (labels,
@@ -158,8 +181,7 @@ pub fn normalize(obj: &mut Value) {
         md.retain(|_, v| !is_empty(v));
     }
     map.retain(|k, v| {
-        // Role rules are not omitempty: Kubernetes serves `"rules": null`.
-        let null = v.is_null() && k != "rules";
+        let null = v.is_null();
         let omitted = OMITTED_WHEN_EMPTY.contains(&k.as_str()) && is_empty(v);
         !(null || omitted)
     });

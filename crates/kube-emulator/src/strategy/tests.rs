@@ -102,6 +102,6 @@ fn empty_omitempty_fields_are_not_served() {
     normalize(&mut o);
     assert_eq!(
         o,
-        json!({"metadata": {"name": "a", "labels": {"k": "v"}}, "rules": null, "type": "Opaque"})
+        json!({"metadata": {"name": "a", "labels": {"k": "v"}}, "type": "Opaque"})
     );
 }
