@@ -78,7 +78,20 @@ pub fn group(name: &str) -> Option<Value> {
     Some(doc)
 }
 
-fn resource_json(kind: &Kind) -> Value {
+/// The hash of the version a kind is stored in, as discovery publishes it (Kubernetes'
+/// StorageVersionHash: base64 of the first 8 bytes of SHA-256 of "group/version/Kind").
+fn storage_version_hash(kind: &'static Kind) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let stored = crate::ops::storage_kind(kind);
+    let digest = Sha256::digest(format!(
+        "{}/{}/{}",
+        stored.group, stored.version, stored.kind
+    ));
+    base64::engine::general_purpose::STANDARD.encode(&digest[..8])
+}
+
+fn resource_json(kind: &'static Kind) -> Value {
     let mut r = json!({
         "name": kind.plural,
         "singularName": kind.singular,
@@ -88,6 +101,10 @@ fn resource_json(kind: &Kind) -> Value {
     });
     if !kind.short_names.is_empty() {
         r["shortNames"] = json!(kind.short_names);
+    }
+    // Only what is stored has a storage version (not the reviews).
+    if kind.storage != crate::kinds::Storage::Virtual {
+        r["storageVersionHash"] = json!(storage_version_hash(kind));
     }
     r
 }
@@ -115,6 +132,8 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     if resources.is_empty() {
         return None;
     }
+    // kube-apiserver lists a group-version's resources by name.
+    resources.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     let group_version = if group.is_empty() {
         version.to_string()
     } else {

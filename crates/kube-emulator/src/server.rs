@@ -292,6 +292,7 @@ async fn serve_authenticated(
             let req = ApiRequest {
                 output: Output::from_accept(header_str(&parts.headers, header::ACCEPT)),
                 content_type: header_str(&parts.headers, header::CONTENT_TYPE).to_string(),
+                accept: header_str(&parts.headers, header::ACCEPT).to_string(),
                 verb: static_verb(&classified.verb),
                 target,
                 query,

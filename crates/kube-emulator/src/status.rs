@@ -106,6 +106,23 @@ impl ApiError {
         }
     }
 
+    /// 409 for a uid precondition that does not hold (DELETE options, or an update's uid).
+    /// Kubernetes names the kind, not the resource, here.
+    pub fn precondition_uid(kind: &Kind, name: &str, want: &str, actual: &str) -> Self {
+        ApiError {
+            details: Some(json!({"name": name, "kind": kind.kind})),
+            ..Self::new(
+                409,
+                format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": the UID in the precondition \
+                     ({want}) does not match the UID in record ({actual}). The object might have \
+                     been deleted and then recreated",
+                    kind.kind
+                ),
+            )
+        }
+    }
+
     /// The standard stale-resourceVersion conflict.
     pub fn stale(kind: &Kind, name: &str) -> Self {
         Self::conflict(
@@ -164,6 +181,22 @@ impl ApiError {
                 ),
             )
         }
+    }
+
+    /// 400 for a body of another kind than the endpoint's: the apiserver decodes it, then finds
+    /// no conversion (`Secret in version "v1" cannot be handled as a ConfigMap: ...`).
+    pub fn unconvertible(body_kind: &str, body_api_version: &str, kind: &str, group: &str) -> Self {
+        let version = body_api_version.rsplit('/').next().unwrap_or("");
+        // The internal package of a group is named after its first label ("core" for "").
+        let internal = if group.is_empty() {
+            "core"
+        } else {
+            group.split('.').next().unwrap_or(group)
+        };
+        Self::bad_request(format!(
+            "{body_kind} in version {version:?} cannot be handled as a {kind}: converting \
+             ({version}.{body_kind}) to ({internal}.{kind}): unknown conversion"
+        ))
     }
 
     /// 400 BadRequest.

@@ -279,11 +279,22 @@ fn event_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         involved["kind"].as_str().unwrap_or("").to_lowercase(),
         involved["name"].as_str().unwrap_or("")
     );
-    let source = obj["source"]["component"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .or(obj["reportingComponent"].as_str())
-        .unwrap_or("");
+    // "component, instance" from the legacy source or the reporting controller (kubectl's
+    // formatEventSource).
+    let first_set = |a: &Value, b: &Value| {
+        a.as_str()
+            .filter(|s| !s.is_empty())
+            .or(b.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let component = first_set(&obj["source"]["component"], &obj["reportingComponent"]);
+    let instance = first_set(&obj["source"]["host"], &obj["reportingInstance"]);
+    let source = match (component.is_empty(), instance.is_empty()) {
+        (true, _) => "<unknown>".to_string(),
+        (false, true) => component,
+        (false, false) => format!("{component}, {instance}"),
+    };
     let count = obj["count"]
         .as_i64()
         .or(obj["series"]["count"].as_i64())

@@ -43,9 +43,13 @@ fn attributes(spec: &Value) -> Result<Attributes, FieldError> {
             path: text(n, "path"),
             resource_request: false,
         }),
-        _ => Err(FieldError::invalid(
-            "spec.resourceAttributes",
-            "",
+        // Printed as Go prints the NonResourceAttributes struct (nil when absent).
+        (_, n) => Err(FieldError::invalid_shown(
+            "spec",
+            &match n {
+                Some(n) => json!({"Path": text(n, "path"), "Verb": text(n, "verb")}).to_string(),
+                None => "null".to_string(),
+            },
             "exactly one of nonResourceAttributes or resourceAttributes must be specified",
         )),
     }

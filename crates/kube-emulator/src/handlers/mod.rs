@@ -79,6 +79,8 @@ pub struct ApiRequest {
     pub user: UserInfo,
     pub output: Output,
     pub content_type: String,
+    /// The Accept header, as sent.
+    pub accept: String,
     /// fieldManager, or what Kubernetes derives from the User-Agent.
     pub manager: String,
     pub body: Bytes,
@@ -186,6 +188,25 @@ fn check_request(req: &ApiRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Whether an Accept header names a media type the apiserver serves (JSON, YAML, protobuf,
+/// wildcards). The emulator answers JSON to all of them.
+fn acceptable(accept: &str) -> bool {
+    accept.trim().is_empty()
+        || accept.split(',').any(|part| {
+            let media = part.split(';').next().unwrap_or("").trim();
+            matches!(
+                media,
+                "" | "*/*"
+                    | "application/*"
+                    | "application/json"
+                    | "application/yaml"
+                    | "application/vnd.kubernetes.protobuf"
+                    | "application/json;stream=watch"
+                    | "application/vnd.kubernetes.protobuf;stream=watch"
+            )
+        })
+}
+
 /// Serves a resource request.
 pub async fn resource(shared: &Arc<Shared>, req: ApiRequest) -> Response<Body> {
     let kind = req.target.kind;
@@ -196,6 +217,16 @@ pub async fn resource(shared: &Arc<Shared>, req: ApiRequest) -> Response<Body> {
         .any(|v| kind.supports(v));
     if let Err(e) = check_request(&req) {
         return error_response(&e);
+    }
+    if !acceptable(&req.accept) {
+        return error_response(&ApiError {
+            details: Some(json!({})),
+            ..ApiError::new(
+                406,
+                "406: Not Acceptable\n\nAvailable representations: application/json, \
+                 application/yaml, application/vnd.kubernetes.protobuf",
+            )
+        });
     }
     let result = match (req.verb, req.target.subresource.as_deref()) {
         _ if named && !addressable && req.target.subresource.is_none() => {

@@ -64,7 +64,11 @@ pub fn patch(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>, ApiErr
             &FieldError::required("fieldManager", "is required for apply patch"),
         ));
     }
-    let body = parse_body(&req.body, &req.content_type)?;
+    let body = parse_body(&req.body, &req.content_type).map_err(|e| match patch_type {
+        // kube-apiserver's merge patch reports a malformed body in these words.
+        PatchType::Merge => ApiError::bad_request("invalid JSON patch"),
+        _ => e,
+    })?;
     let (obj, created) = ops::patch(
         &ctx(shared, req),
         req.target.kind,

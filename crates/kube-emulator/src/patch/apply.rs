@@ -195,7 +195,7 @@ fn sync_last_applied(result: &mut Value, config: &Value) {
             md.remove("annotations");
         }
     }
-    let text = sorted(&last).to_string();
+    let text = format!("{}\n", sorted(&last));
     if let Some(a) = result
         .pointer_mut("/metadata/annotations")
         .and_then(Value::as_object_mut)
@@ -292,7 +292,7 @@ mod tests {
         let out = apply(Some(&live), &config, "kubectl", false, "v1", false).unwrap();
         assert_eq!(
             out["metadata"]["annotations"][LAST_APPLIED],
-            r#"{"apiVersion":"v1","data":{"a":"2"},"kind":"ConfigMap","metadata":{"name":"c","namespace":"n"}}"#
+            "{\"apiVersion\":\"v1\",\"data\":{\"a\":\"2\"},\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"c\",\"namespace\":\"n\"}}\n"
         );
         let other = apply(Some(&live), &config, "mgr", false, "v1", false).unwrap();
         assert_eq!(other["metadata"]["annotations"][LAST_APPLIED], "{}");

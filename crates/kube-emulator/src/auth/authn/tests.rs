@@ -292,6 +292,10 @@ fn tampered_and_foreign_tokens_fail() {
     let foreign = other.mint_bound("ns", "sa", "uid-1", &[], 3600, NOW).token;
     assert!(authn.authenticate(&foreign, &lookup, NOW).is_err());
     assert_eq!(
+        refused(&authn, &foreign, &lookup, NOW),
+        "[invalid bearer token, invalid signature, no keys found]"
+    );
+    assert_eq!(
         refused(&authn, "not-a-jwt", &lookup, NOW),
         "invalid bearer token"
     );
