@@ -112,8 +112,16 @@ pub fn access_review(
         Decision::Allow
     };
     let metadata = review_metadata(kind, &body, &req.manager);
-    // A denial carries no reason: RBAC explains only what it allows.
+    // A denial carries no reason: RBAC explains only what it allows, and the privileged
+    // group (system:masters) is allowed before RBAC is asked.
     body["status"] = json!({"allowed": decision == Decision::Allow});
+    if decision == Decision::Allow
+        && shared.rbac
+        && !user.groups.iter().any(|g| g == crate::auth::MASTERS_GROUP)
+        && let Some(reason) = rbac::resolver::allowed_by(&user, &attrs, &shared.store)
+    {
+        body["status"]["reason"] = json!(reason);
+    }
     body["metadata"] = metadata;
     Ok(json_response(201, &body))
 }
