@@ -6,8 +6,12 @@ use serde_json::{Value, json};
 
 use crate::kinds::{self, KINDS, Kind};
 
-/// The Kubernetes version the emulator presents (its kinds follow the v1.33 API).
-pub const KUBERNETES_MINOR: &str = "33";
+/// The Kubernetes version the emulator presents: its kinds, errors and OpenAPI documents
+/// follow kube-apiserver v1.37 (the pinned kubectl is v1.37, and a client more than one minor
+/// version away warns about skew).
+pub const KUBERNETES_MINOR: &str = "37";
+/// The patch release of [`KUBERNETES_MINOR`] the OpenAPI snapshot was taken from.
+const KUBERNETES_PATCH: &str = "2";
 
 /// `/version`.
 pub fn version() -> Value {
@@ -16,14 +20,22 @@ pub fn version() -> Value {
         "minor": KUBERNETES_MINOR,
         "emulationMajor": "1",
         "emulationMinor": KUBERNETES_MINOR,
-        "gitVersion": format!("v1.{KUBERNETES_MINOR}.0"),
+        // The oldest version this one can roll back to, as kube-apiserver >= 1.33 reports it.
+        "minCompatibilityMajor": "1",
+        "minCompatibilityMinor": min_compatibility_minor(),
+        "gitVersion": format!("v1.{KUBERNETES_MINOR}.{KUBERNETES_PATCH}"),
         "gitCommit": concat!("kube-emulator-", env!("CARGO_PKG_VERSION")),
         "gitTreeState": "clean",
         "buildDate": "2025-01-01T00:00:00Z",
-        "goVersion": "go1.24.0",
+        "goVersion": "go1.26.8",
         "compiler": "gc",
         "platform": format!("{}/{}", std::env::consts::OS, go_arch()),
     })
+}
+
+fn min_compatibility_minor() -> String {
+    let minor: u32 = KUBERNETES_MINOR.parse().expect("a number");
+    (minor - 1).to_string()
 }
 
 fn go_arch() -> &'static str {
@@ -66,7 +78,20 @@ pub fn group(name: &str) -> Option<Value> {
     Some(doc)
 }
 
-fn resource_json(kind: &Kind) -> Value {
+/// The hash of the version a kind is stored in, as discovery publishes it (Kubernetes'
+/// StorageVersionHash: base64 of the first 8 bytes of SHA-256 of "group/version/Kind").
+fn storage_version_hash(kind: &'static Kind) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let stored = crate::ops::storage_kind(kind);
+    let digest = Sha256::digest(format!(
+        "{}/{}/{}",
+        stored.group, stored.version, stored.kind
+    ));
+    base64::engine::general_purpose::STANDARD.encode(&digest[..8])
+}
+
+fn resource_json(kind: &'static Kind) -> Value {
     let mut r = json!({
         "name": kind.plural,
         "singularName": kind.singular,
@@ -76,6 +101,10 @@ fn resource_json(kind: &Kind) -> Value {
     });
     if !kind.short_names.is_empty() {
         r["shortNames"] = json!(kind.short_names);
+    }
+    // Only what is stored has a storage version (not the reviews).
+    if kind.storage != crate::kinds::Storage::Virtual {
+        r["storageVersionHash"] = json!(storage_version_hash(kind));
     }
     r
 }
@@ -103,6 +132,8 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     if resources.is_empty() {
         return None;
     }
+    // kube-apiserver lists a group-version's resources by name.
+    resources.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     let group_version = if group.is_empty() {
         version.to_string()
     } else {
@@ -167,6 +198,7 @@ mod tests {
     fn version_looks_like_kubernetes() {
         let v = version();
         assert_eq!(v["major"], "1");
-        assert!(v["gitVersion"].as_str().unwrap().starts_with("v1."));
+        assert_eq!(v["gitVersion"], "v1.37.2");
+        assert_eq!(v["minCompatibilityMinor"], "36");
     }
 }

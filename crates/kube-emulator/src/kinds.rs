@@ -132,6 +132,22 @@ const fn review(
 
 const RBAC: &str = "rbac.authorization.k8s.io";
 
+/// The fields core/v1 Events can be selected on (events.k8s.io/v1 selects on the same stored
+/// fields under its own names: see `selectors`).
+const EVENT_FIELDS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+];
+
 /// Every kind the emulator serves, in discovery order.
 pub static KINDS: &[Kind] = &[
     Kind {
@@ -187,18 +203,12 @@ pub static KINDS: &[Kind] = &[
     },
     Kind {
         short_names: &["ev"],
-        extra_fields: &[
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.name",
-            "involvedObject.uid",
-            "reason",
-            "type",
-        ],
+        extra_fields: EVENT_FIELDS,
         ..crud("", "Event", "events", "event", true, Printer::Event)
     },
     Kind {
         short_names: &["ev"],
+        extra_fields: EVENT_FIELDS,
         storage: Storage::EventsV1,
         ..crud(
             "events.k8s.io",
@@ -278,6 +288,21 @@ pub static KINDS: &[Kind] = &[
         "subjectaccessreviews",
         "subjectaccessreview",
     ),
+    // Read-only and always empty: there are no custom resources here, but kubectl lists CRDs
+    // before it validates a manifest of a kind the server cannot validate itself (a
+    // TokenReview: no PATCH), and fails when the list does.
+    Kind {
+        verbs: &["get", "list", "watch"],
+        short_names: &["crd", "crds"],
+        ..crud(
+            "apiextensions.k8s.io",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            "customresourcedefinition",
+            false,
+            Printer::Default,
+        )
+    },
 ];
 
 impl Kind {

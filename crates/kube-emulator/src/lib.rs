@@ -40,3 +40,6 @@ pub use counters::Counters;
 pub use emulator::{Emulator, ISSUER, Options, start};
 pub use error::Error;
 pub use faults::Faults;
+/// Cutting a real apiserver's OpenAPI documents to what the emulator serves (for the test that
+/// regenerates and checks the committed documents).
+pub use openapi::snapshot as openapi_snapshot;

@@ -21,8 +21,12 @@ pub enum Route {
         version: String,
     },
     Resource(Target),
-    /// `/openapi/v3` (None) or one group-version's document.
-    OpenApiV3(Option<(String, String)>),
+    /// `/openapi/v2`.
+    OpenApiV2,
+    /// `/openapi/v3`: the index.
+    OpenApiV3Index,
+    /// `/openapi/v3/<name>`: one document (`api/v1`, `apis/<group>/<version>`, `version`...).
+    OpenApiV3(String),
     Emulator(String),
     NotFound,
 }
@@ -69,13 +73,9 @@ pub fn route(path: &str) -> Route {
         },
         ["api", "v1", rest @ ..] => resource_route("", "v1", rest),
         ["apis", group, version, rest @ ..] => resource_route(group, version, rest),
-        ["openapi", "v3"] => Route::OpenApiV3(None),
-        ["openapi", "v3", "api", version] => {
-            Route::OpenApiV3(Some((String::new(), version.to_string())))
-        }
-        ["openapi", "v3", "apis", group, version] => {
-            Route::OpenApiV3(Some((group.to_string(), version.to_string())))
-        }
+        ["openapi", "v2"] => Route::OpenApiV2,
+        ["openapi", "v3"] => Route::OpenApiV3Index,
+        ["openapi", "v3", rest @ ..] => Route::OpenApiV3(rest.join("/")),
         ["emulator", rest @ ..] => Route::Emulator(rest.join("/")),
         _ => Route::NotFound,
     }
@@ -139,6 +139,8 @@ pub struct Query {
     pub allow_watch_bookmarks: bool,
     pub send_initial_events: bool,
     pub dry_run: bool,
+    /// A `dryRun` value other than "All" (refused with 422 by the write it comes with).
+    pub dry_run_invalid: Option<String>,
     pub field_manager: Option<String>,
     pub force: bool,
     pub include_object: Option<String>,
@@ -181,14 +183,8 @@ impl Query {
                 }
                 "allowWatchBookmarks" => q.allow_watch_bookmarks = truthy(&value),
                 "sendInitialEvents" => q.send_initial_events = truthy(&value),
-                "dryRun" => {
-                    if value != "All" {
-                        return Err(format!(
-                            "Invalid dryRun value: {value:?}; supported values: \"All\""
-                        ));
-                    }
-                    q.dry_run = true;
-                }
+                "dryRun" if value == "All" => q.dry_run = true,
+                "dryRun" => q.dry_run_invalid = Some(value),
                 "fieldManager" => q.field_manager = Some(value),
                 "force" => q.force = truthy(&value),
                 "includeObject" => q.include_object = Some(value),
@@ -262,10 +258,11 @@ mod tests {
         assert!(matches!(route("/api/v1"), Route::ResourceList { .. }));
         assert!(matches!(route("/healthz/ping"), Route::Health));
         assert!(matches!(route("/emulator/counters"), Route::Emulator(p) if p == "counters"));
-        assert!(matches!(route("/openapi/v2"), Route::NotFound));
+        assert!(matches!(route("/openapi/v2"), Route::OpenApiV2));
+        assert!(matches!(route("/openapi/v3"), Route::OpenApiV3Index));
         assert!(matches!(
             route("/openapi/v3/apis/coordination.k8s.io/v1"),
-            Route::OpenApiV3(Some(_))
+            Route::OpenApiV3(name) if name == "apis/coordination.k8s.io/v1"
         ));
     }
 
@@ -315,7 +312,12 @@ mod tests {
         assert_eq!(q.limit, Some(5));
         assert!(q.watch && q.dry_run);
         assert!(Query::parse(Some("limit=x")).is_err());
-        assert!(Query::parse(Some("dryRun=Some")).is_err());
+        // Refused by the write it comes with, as an invalid options object.
+        let bad = Query::parse(Some("dryRun=Some")).unwrap();
+        assert_eq!(
+            (bad.dry_run, bad.dry_run_invalid.as_deref()),
+            (false, Some("Some"))
+        );
         let t = target("/api/v1/namespaces/a/configmaps");
         assert_eq!(verb(&Method::GET, &t, &q), Some("watch"));
         assert_eq!(verb(&Method::GET, &t, &Query::default()), Some("list"));

@@ -73,6 +73,7 @@ fn declared(kind: &Kind) -> Option<&'static [&'static str]> {
         (_, "clusterroles") => &["rules", "aggregationRule"],
         (_, "rolebindings" | "clusterrolebindings") => &["subjects", "roleRef"],
         (_, "leases") => &["spec"],
+        ("apiextensions.k8s.io", "customresourcedefinitions") => &["spec", "status"],
         _ => return None,
     })
 }

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::kinds::Kind;
+use crate::kinds::{Kind, Storage};
 use crate::meta;
 use crate::validation::{is_label_value, is_qualified_name};
 
@@ -205,12 +205,24 @@ impl FieldSelector {
                 ));
             };
             let field = field.trim();
+            // events.k8s.io/v1 selects on the stored core/v1 Events under their v1 names.
+            let field = match kind.storage {
+                Storage::EventsV1 => events_v1_field(field)
+                    .ok_or_else(|| format!("field label not supported: {field}"))?,
+                _ => field,
+            };
             let supported = field == "metadata.name"
                 || (field == "metadata.namespace" && kind.namespaced)
                 || kind.extra_fields.contains(&field);
             if !supported {
-                return Err(format!("field label not supported: {field}"));
+                return Err(unknown_field(field, kind));
             }
+            // An Event's `source` field is the component of its source.
+            let field = if field == "source" {
+                "source.component"
+            } else {
+                field
+            };
             terms.push((field.to_string(), equal, value.trim().to_string()));
         }
         Ok(FieldSelector { terms })
@@ -223,6 +235,41 @@ impl FieldSelector {
             (have == want) == *equal
         })
     }
+}
+
+/// kube-apiserver's answer to a field a kind cannot select on: kinds with their own field
+/// labels (Secrets, Events...) refuse it in their conversion, the others generically.
+fn unknown_field(field: &str, kind: &Kind) -> String {
+    if !kind.extra_fields.is_empty() {
+        return format!("field label not supported: {field}");
+    }
+    let mut known = vec!["metadata.name"];
+    if kind.namespaced {
+        known.push("metadata.namespace");
+    }
+    known.extend(kind.extra_fields);
+    let known: Vec<String> = known.iter().map(|f| format!("{f:?}")).collect();
+    format!(
+        "{field:?} is not a known field selector: only {}",
+        known.join(", ")
+    )
+}
+
+/// The core/v1 Event field an events.k8s.io/v1 field selector names (Kubernetes' field label
+/// conversion for events.k8s.io/v1).
+fn events_v1_field(field: &str) -> Option<&str> {
+    Some(match field {
+        "metadata.name" | "metadata.namespace" | "reason" | "type" => field,
+        "reportingController" => "reportingComponent",
+        "regarding.kind" => "involvedObject.kind",
+        "regarding.namespace" => "involvedObject.namespace",
+        "regarding.name" => "involvedObject.name",
+        "regarding.uid" => "involvedObject.uid",
+        "regarding.apiVersion" => "involvedObject.apiVersion",
+        "regarding.resourceVersion" => "involvedObject.resourceVersion",
+        "regarding.fieldPath" => "involvedObject.fieldPath",
+        _ => return None,
+    })
 }
 
 /// The name a field selector pins, read as kube-apiserver reads it when it derives a list's or
@@ -352,7 +399,7 @@ mod tests {
         );
         assert_eq!(
             FieldSelector::parse("type=Opaque", cms).unwrap_err(),
-            "field label not supported: type"
+            r#""type" is not a known field selector: only "metadata.name", "metadata.namespace""#
         );
         assert!(
             !FieldSelector::parse("metadata.name==other", cms)

@@ -272,11 +272,11 @@ async fn serve_authenticated(
         Route::ResourceList { group, version } => {
             discovery_or_404(discovery::resource_list(&group, &version))
         }
-        Route::OpenApiV3(None) => json_response(200, &openapi::root()),
-        Route::OpenApiV3(Some((group, version))) => {
-            discovery_or_404(openapi::group_version(&group, &version))
-        }
-        Route::Emulator(_) | Route::NotFound => error_response(&ApiError::path_not_found()),
+        Route::OpenApiV2 => openapi::v2(&parts.headers),
+        Route::OpenApiV3Index => openapi::v3_index(),
+        Route::OpenApiV3(name) => openapi::v3_document(&name, parts.uri.query(), &parts.headers),
+        Route::Emulator(_) => error_response(&ApiError::path_not_found()),
+        Route::NotFound => not_found(parts.uri.path()),
         Route::Resource(target) => {
             let bytes = match read_body(body).await {
                 Ok(b) => b,
@@ -292,6 +292,7 @@ async fn serve_authenticated(
             let req = ApiRequest {
                 output: Output::from_accept(header_str(&parts.headers, header::ACCEPT)),
                 content_type: header_str(&parts.headers, header::CONTENT_TYPE).to_string(),
+                accept: header_str(&parts.headers, header::ACCEPT).to_string(),
                 verb: static_verb(&classified.verb),
                 target,
                 query,
@@ -320,6 +321,26 @@ fn static_verb(verb: &str) -> &'static str {
         .copied()
         .find(|v| *v == verb)
         .unwrap_or("unknown")
+}
+
+/// 404 for a path nothing serves: a `Status` inside a served group-version (its handler says
+/// "not found"), Go's plain-text page anywhere else, as kube-apiserver answers.
+fn not_found(path: &str) -> Response<Body> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let served = match segments.as_slice() {
+        ["api", "v1", ..] => true,
+        ["apis", group, version, ..] => discovery::resource_list(group, version).is_some(),
+        _ => false,
+    };
+    if served {
+        return error_response(&ApiError::path_not_found());
+    }
+    Response::builder()
+        .status(404)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header("X-Content-Type-Options", "nosniff")
+        .body(handlers::full("404 page not found\n"))
+        .expect("static response parts are valid")
 }
 
 fn discovery_or_404(doc: Option<Value>) -> Response<Body> {

@@ -38,7 +38,12 @@ pub fn reason_for_code(code: u16) -> &'static str {
 }
 
 fn details(kind: &Kind, name: &str) -> Value {
-    let mut d = json!({"name": name, "kind": kind.plural});
+    // Kubernetes leaves out a name it does not have (a list, a create without a name).
+    let mut d = if name.is_empty() {
+        json!({"kind": kind.plural})
+    } else {
+        json!({"name": name, "kind": kind.plural})
+    };
     if !kind.group.is_empty() {
         d["group"] = json!(kind.group);
     }
@@ -69,7 +74,10 @@ impl ApiError {
 
     /// 404 for a request path that names nothing the emulator serves.
     pub fn path_not_found() -> Self {
-        Self::new(404, "the server could not find the requested resource")
+        ApiError {
+            details: Some(json!({})),
+            ..Self::new(404, "the server could not find the requested resource")
+        }
     }
 
     /// 409 AlreadyExists.
@@ -98,6 +106,23 @@ impl ApiError {
         }
     }
 
+    /// 409 for a uid precondition that does not hold (DELETE options, or an update's uid).
+    /// Kubernetes names the kind, not the resource, here.
+    pub fn precondition_uid(kind: &Kind, name: &str, want: &str, actual: &str) -> Self {
+        ApiError {
+            details: Some(json!({"name": name, "kind": kind.kind})),
+            ..Self::new(
+                409,
+                format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": the UID in the precondition \
+                     ({want}) does not match the UID in record ({actual}). The object might have \
+                     been deleted and then recreated",
+                    kind.kind
+                ),
+            )
+        }
+    }
+
     /// The standard stale-resourceVersion conflict.
     pub fn stale(kind: &Kind, name: &str) -> Self {
         Self::conflict(
@@ -119,17 +144,59 @@ impl ApiError {
             .iter()
             .map(|e| json!({"reason": e.reason, "message": e.message, "field": e.field}))
             .collect();
-        let mut d = json!({"name": name, "kind": kind.kind, "causes": causes});
+        let mut d = if name.is_empty() {
+            json!({"kind": kind.kind, "causes": causes})
+        } else {
+            json!({"name": name, "kind": kind.kind, "causes": causes})
+        };
         if !kind.group.is_empty() {
             d["group"] = json!(kind.group);
         }
+        // The kind is qualified by its group outside core: `Role.rbac.authorization.k8s.io "x"`.
+        let qualified = if kind.group.is_empty() {
+            kind.kind.to_string()
+        } else {
+            format!("{}.{}", kind.kind, kind.group)
+        };
         ApiError {
             details: Some(d),
+            ..Self::new(422, format!("{qualified} \"{name}\" is invalid: {summary}"))
+        }
+    }
+
+    /// 422 for invalid request options (`dryRun`, `fieldValidation`, `force`...), which
+    /// Kubernetes validates as a `CreateOptions`, `PatchOptions`, `ListOptions`... object.
+    pub fn invalid_options(options_kind: &str, error: &FieldError) -> Self {
+        ApiError {
+            details: Some(
+                json!({"group": "meta.k8s.io", "kind": options_kind, "causes": [
+                    {"reason": error.reason, "message": error.message, "field": error.field}
+                ]}),
+            ),
             ..Self::new(
                 422,
-                format!("{} \"{name}\" is invalid: {summary}", kind.kind),
+                format!(
+                    "{options_kind}.meta.k8s.io \"\" is invalid: {}",
+                    error.summary()
+                ),
             )
         }
+    }
+
+    /// 400 for a body of another kind than the endpoint's: the apiserver decodes it, then finds
+    /// no conversion (`Secret in version "v1" cannot be handled as a ConfigMap: ...`).
+    pub fn unconvertible(body_kind: &str, body_api_version: &str, kind: &str, group: &str) -> Self {
+        let version = body_api_version.rsplit('/').next().unwrap_or("");
+        // The internal package of a group is named after its first label ("core" for "").
+        let internal = if group.is_empty() {
+            "core"
+        } else {
+            group.split('.').next().unwrap_or(group)
+        };
+        Self::bad_request(format!(
+            "{body_kind} in version {version:?} cannot be handled as a {kind}: converting \
+             ({version}.{body_kind}) to ({internal}.{kind}): unknown conversion"
+        ))
     }
 
     /// 400 BadRequest.
@@ -137,12 +204,15 @@ impl ApiError {
         Self::new(400, message)
     }
 
-    /// 405 for a verb the resource does not serve.
+    /// 405 for a verb the resource does not serve (with empty details, as Kubernetes sends).
     pub fn method_not_allowed() -> Self {
-        Self::new(
-            405,
-            "the server does not allow this method on the requested resource",
-        )
+        ApiError {
+            details: Some(json!({})),
+            ..Self::new(
+                405,
+                "the server does not allow this method on the requested resource",
+            )
+        }
     }
 
     /// 401 for a missing or unacceptable bearer token.
@@ -184,13 +254,21 @@ impl ApiError {
         )
     }
 
-    /// 415 for a Content-Type the verb does not accept.
-    pub fn unsupported_media_type(content_type: &str) -> Self {
+    /// 415 for a patch whose Content-Type is not a patch type (worded as kube-apiserver's
+    /// patch handler words it).
+    pub fn unsupported_patch_type() -> Self {
+        ApiError {
+            details: Some(json!({})),
+            ..Self::new(415, "415: Unsupported Media Type")
+        }
+    }
+
+    /// 415 for a body of a create or update in a media type Kubernetes does not decode.
+    pub fn unsupported_body_type() -> Self {
         Self::new(
             415,
-            format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"
-            ),
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json, application/yaml, application/vnd.kubernetes.protobuf",
         )
     }
 

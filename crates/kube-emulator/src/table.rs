@@ -92,54 +92,48 @@ const fn col(
     }
 }
 
+// The columns and their descriptions are kube-apiserver 1.37's (its printers take the
+// descriptions from the types' documentation).
 const NAME: Column = col(
     "Name",
     "string",
     0,
-    "Name must be unique within a namespace.",
+    "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
 );
-const AGE: Column = col(
-    "Age",
-    "string",
-    0,
-    "CreationTimestamp is a timestamp representing the server time when this object was created.",
-);
+const CREATION_TIMESTAMP: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+const AGE: Column = col("Age", "string", 0, CREATION_TIMESTAMP);
 
-fn columns(printer: Printer) -> Vec<Column> {
-    match printer {
+fn columns(kind: &Kind) -> Vec<Column> {
+    match kind.printer {
         Printer::Namespace => vec![
             NAME,
             col("Status", "string", 0, "The status of the namespace"),
             AGE,
         ],
-        Printer::ServiceAccount => vec![
-            NAME,
-            col(
-                "Secrets",
-                "integer",
-                0,
-                "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
-            ),
-            AGE,
-        ],
+        Printer::ServiceAccount => vec![NAME, AGE],
         Printer::Secret => vec![
             NAME,
             col(
                 "Type",
                 "string",
                 0,
-                "Used to facilitate programmatic handling of secret data.",
+                "Used to facilitate programmatic handling of secret data. More info: https://kubernetes.io/docs/concepts/configuration/secret/#secret-types",
             ),
-            col("Data", "integer", 0, "Data contains the secret data."),
+            col(
+                "Data",
+                "string",
+                0,
+                "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4",
+            ),
             AGE,
         ],
         Printer::ConfigMap => vec![
             NAME,
             col(
                 "Data",
-                "integer",
+                "string",
                 0,
-                "Data contains the configuration data.",
+                "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process.",
             ),
             AGE,
         ],
@@ -154,7 +148,7 @@ fn columns(printer: Printer) -> Vec<Column> {
                 "Type",
                 "string",
                 0,
-                "Type of this event (Normal, Warning), new types could be added in the future.",
+                "Type of this event (Normal, Warning), new types could be added in the future",
             ),
             col(
                 "Reason",
@@ -169,17 +163,28 @@ fn columns(printer: Printer) -> Vec<Column> {
                 "The object that this event is about.",
             ),
             col(
+                "Subobject",
+                "string",
+                1,
+                "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2]. For example, if the object reference is to a container within a pod, this would take on a value like: \"spec.containers{name}\" (where \"name\" refers to the name of the container that triggered the event) or if no container name is specified \"spec.containers[2]\" (container with index 2 in this pod). This syntax is chosen only to have some well-defined way of referencing a part of an object.",
+            ),
+            col(
+                "Source",
+                "string",
+                1,
+                "The component reporting this event. Should be a short machine understandable string.",
+            ),
+            col(
                 "Message",
                 "string",
                 0,
                 "A human-readable description of the status of this operation.",
             ),
-            col("Source", "string", 1, "The component reporting this event."),
             col(
                 "First Seen",
                 "string",
                 1,
-                "The time at which the event was first recorded.",
+                "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
             ),
             col(
                 "Count",
@@ -187,51 +192,53 @@ fn columns(printer: Printer) -> Vec<Column> {
                 1,
                 "The number of times this event has occurred.",
             ),
-            col(
-                "Name",
-                "string",
-                1,
-                "Name must be unique within a namespace.",
-            ),
+            Column {
+                priority: 1,
+                ..NAME
+            },
         ],
-        Printer::Role | Printer::Default => vec![
-            NAME,
-            col(
-                "Created At",
-                "date",
-                0,
-                "CreationTimestamp is a timestamp representing the server time when this object was created.",
-            ),
-        ],
-        Printer::Binding => vec![
-            NAME,
-            col(
-                "Role",
-                "string",
-                0,
-                "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace.",
-            ),
-            AGE,
-            col("Users", "string", 1, "Users in the binding"),
-            col("Groups", "string", 1, "Groups in the binding"),
-            col(
-                "ServiceAccounts",
-                "string",
-                1,
-                "ServiceAccounts in the binding",
-            ),
-        ],
+        Printer::Role | Printer::Default => {
+            vec![NAME, col("Created At", "date", 0, CREATION_TIMESTAMP)]
+        }
+        Printer::Binding => binding_columns(!kind.namespaced),
         Printer::Lease => vec![
             NAME,
             col(
                 "Holder",
                 "string",
                 0,
-                "holderIdentity contains the identity of the holder of a current lease.",
+                "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field.",
             ),
             AGE,
         ],
     }
+}
+
+/// A RoleBinding's or ClusterRoleBinding's columns (their descriptions name the kind).
+fn binding_columns(cluster: bool) -> Vec<Column> {
+    let [role, users, groups, accounts] = if cluster {
+        [
+            "roleRef can only reference a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error.",
+            "Users in the clusterRoleBinding",
+            "Groups in the clusterRoleBinding",
+            "ServiceAccounts in the clusterRoleBinding",
+        ]
+    } else {
+        [
+            "roleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error.",
+            "Users in the roleBinding",
+            "Groups in the roleBinding",
+            "ServiceAccounts in the roleBinding",
+        ]
+    };
+    vec![
+        NAME,
+        col("Role", "string", 0, role),
+        AGE,
+        col("Users", "string", 1, users),
+        col("Groups", "string", 1, groups),
+        col("ServiceAccounts", "string", 1, accounts),
+    ]
 }
 
 fn count(v: Option<&Value>) -> usize {
@@ -272,11 +279,22 @@ fn event_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         involved["kind"].as_str().unwrap_or("").to_lowercase(),
         involved["name"].as_str().unwrap_or("")
     );
-    let source = obj["source"]["component"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .or(obj["reportingComponent"].as_str())
-        .unwrap_or("");
+    // "component, instance" from the legacy source or the reporting controller (kubectl's
+    // formatEventSource).
+    let first_set = |a: &Value, b: &Value| {
+        a.as_str()
+            .filter(|s| !s.is_empty())
+            .or(b.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let component = first_set(&obj["source"]["component"], &obj["reportingComponent"]);
+    let instance = first_set(&obj["source"]["host"], &obj["reportingInstance"]);
+    let source = match (component.is_empty(), instance.is_empty()) {
+        (true, _) => "<unknown>".to_string(),
+        (false, true) => component,
+        (false, false) => format!("{component}, {instance}"),
+    };
     let count = obj["count"]
         .as_i64()
         .or(obj["series"]["count"].as_i64())
@@ -286,10 +304,11 @@ fn event_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         json!(obj["type"].as_str().unwrap_or("")),
         json!(obj["reason"].as_str().unwrap_or("")),
         json!(object),
-        json!(obj["message"].as_str().unwrap_or("")),
+        json!(involved["fieldPath"].as_str().unwrap_or("")),
         json!(source),
+        json!(obj["message"].as_str().unwrap_or("")),
         json!(age_of(first, now)),
-        json!(count.to_string()),
+        json!(count),
         json!(meta::name(obj)),
     ]
 }
@@ -306,7 +325,7 @@ fn cells(printer: Printer, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             json!(obj["status"]["phase"].as_str().unwrap_or("")),
             age,
         ],
-        Printer::ServiceAccount => vec![name, json!(count(obj.get("secrets"))), age],
+        Printer::ServiceAccount => vec![name, age],
         Printer::Secret => vec![
             name,
             json!(obj["type"].as_str().unwrap_or("")),
@@ -392,7 +411,7 @@ pub fn table(
         })
         .collect();
     let defs: Vec<Value> = if with_columns {
-        columns(kind.printer)
+        columns(kind)
             .into_iter()
             .map(|c| {
                 let format = if c.name == "Name" { "name" } else { "" };

@@ -24,6 +24,16 @@ impl FieldError {
         }
     }
 
+    /// An invalid value that is not a string (a number, a list, a struct), printed as Go's
+    /// `%v`/JSON prints it: `Invalid value: 60: ...`, `Invalid value: ["/x"]: ...`.
+    pub fn invalid_shown(field: &str, shown: &str, detail: &str) -> Self {
+        FieldError {
+            reason: "FieldValueInvalid",
+            field: field.to_string(),
+            message: format!("Invalid value: {shown}: {detail}"),
+        }
+    }
+
     /// A missing value, worded as Kubernetes' field.Required.
     pub fn required(field: &str, detail: &str) -> Self {
         let message = if detail.is_empty() {

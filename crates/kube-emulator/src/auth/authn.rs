@@ -82,7 +82,7 @@ impl Authenticator {
     }
 
     /// Fills `status` of a TokenReview object (authentication.k8s.io/v1) and returns the whole
-    /// object: authenticated + user + audiences, or authenticated=false + error. spec.audiences
+    /// object: authenticated + user + audiences, or an error (no `authenticated`: false is omitted). spec.audiences
     /// empty means the API audiences; otherwise status.audiences is the intersection with the
     /// token's audiences (legacy tokens count as having the API audiences), and an empty
     /// intersection is a failure, as in Kubernetes.
@@ -103,8 +103,7 @@ impl Authenticator {
             Some(error) => Err(error),
             None => self.authenticate_for(token, &requested, lookup, now),
         };
-        // `authenticated: false` is written out although Kubernetes omits false values: typed
-        // clients read both the same, and untyped readers get an explicit answer.
+        // A failed review has no `authenticated`: Kubernetes omits a false one.
         let status = match result {
             Ok(ok) => {
                 let mut user = json!({"username": ok.user.username});
@@ -117,7 +116,7 @@ impl Authenticator {
                 }
                 json!({"authenticated": true, "user": user, "audiences": ok.audiences})
             }
-            Err(error) => json!({"authenticated": false, "user": {}, "error": error}),
+            Err(error) => json!({"user": {}, "error": error}),
         };
         let mut review = match token_review {
             Value::Object(fields) => fields.clone(),
@@ -125,10 +124,7 @@ impl Authenticator {
         };
         review.insert("apiVersion".into(), json!("authentication.k8s.io/v1"));
         review.insert("kind".into(), json!("TokenReview"));
-        let metadata = review.entry("metadata").or_insert_with(|| json!({}));
-        if let Value::Object(metadata) = metadata {
-            metadata.entry("creationTimestamp").or_insert(Value::Null);
-        }
+        review.entry("metadata").or_insert_with(|| json!({}));
         review.insert("status".into(), status);
         Value::Object(review)
     }

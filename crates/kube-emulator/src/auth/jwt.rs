@@ -47,6 +47,10 @@ pub enum VerifyError {
     /// The signature does not verify with the cluster's key (worded as kube-apiserver's go-jose).
     #[error("go-jose/go-jose: error in cryptographic primitive")]
     BadSignature,
+    /// The token names a key (`kid`) the cluster does not have (worded as kube-apiserver's
+    /// key lookup: no key to verify it with).
+    #[error("invalid signature, no keys found")]
+    NoKeys,
     /// Signed by us but the claims do not have the expected shape.
     #[error("service account token claims could not be validated")]
     InvalidClaims,
@@ -212,6 +216,11 @@ impl Issuer {
         let header: Value = decode_segment(header).ok_or(VerifyError::BadSignature)?;
         if header.get("alg").and_then(Value::as_str) != Some("RS256") {
             return Err(VerifyError::BadSignature);
+        }
+        if let Some(kid) = header.get("kid").and_then(Value::as_str)
+            && kid != self.key_id
+        {
+            return Err(VerifyError::NoKeys);
         }
         let signature = URL_SAFE_NO_PAD
             .decode(signature)

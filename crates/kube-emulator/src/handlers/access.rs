@@ -8,6 +8,7 @@ use super::{ApiRequest, Body, json_response};
 use crate::auth::UserInfo;
 use crate::auth::rbac::{self, Attributes, Decision};
 use crate::context::Shared;
+use crate::kinds::Kind;
 use crate::status::ApiError;
 use crate::validation::FieldError;
 
@@ -42,12 +43,27 @@ fn attributes(spec: &Value) -> Result<Attributes, FieldError> {
             path: text(n, "path"),
             resource_request: false,
         }),
-        _ => Err(FieldError::invalid(
-            "spec.resourceAttributes",
-            "",
+        // Printed as Go prints the NonResourceAttributes struct (nil when absent).
+        (_, n) => Err(FieldError::invalid_shown(
+            "spec",
+            &match n {
+                Some(n) => json!({"Path": text(n, "path"), "Verb": text(n, "verb")}).to_string(),
+                None => "null".to_string(),
+            },
             "exactly one of nonResourceAttributes or resourceAttributes must be specified",
         )),
     }
+}
+
+/// 422 for an invalid access review. kube-apiserver builds this one without the review's kind:
+/// its message starts `.authorization.k8s.io "" is invalid` and its details name no kind.
+fn invalid(kind: &Kind, error: FieldError) -> ApiError {
+    let mut e = ApiError::invalid(kind, "", &[error]);
+    e.message = e.message.replacen(kind.kind, "", 1);
+    if let Some(Value::Object(d)) = e.details.as_mut() {
+        d.remove("kind");
+    }
+    e
 }
 
 /// POST of a (Self)SubjectAccessReview.
@@ -60,7 +76,7 @@ pub fn access_review(
     let mut body = req.json_body()?;
     crate::ops::check_type_meta(kind, &mut body)?;
     let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
-    let attrs = attributes(&spec).map_err(|e| ApiError::invalid(kind, "", &[e]))?;
+    let attrs = attributes(&spec).map_err(|e| invalid(kind, e))?;
     let user = if self_review {
         req.user.clone()
     } else {
@@ -74,14 +90,13 @@ pub fn access_review(
             .unwrap_or_default();
         let username = text(&spec, "user");
         if username.is_empty() && groups.is_empty() {
-            return Err(ApiError::invalid(
+            return Err(invalid(
                 kind,
-                "",
-                &[FieldError::invalid(
+                FieldError::invalid(
                     "spec.user",
                     "",
                     "at least one of user or group must be specified",
-                )],
+                ),
             ));
         }
         UserInfo {
@@ -96,12 +111,28 @@ pub fn access_review(
     } else {
         Decision::Allow
     };
-    body["status"] = match decision {
-        Decision::Allow => json!({"allowed": true}),
-        Decision::Deny { reason } => json!({"allowed": false, "reason": reason}),
-    };
-    body["metadata"] = json!({"creationTimestamp": null});
+    let metadata = review_metadata(kind, &body, &req.manager);
+    // A denial carries no reason: RBAC explains only what it allows, and the privileged
+    // group (system:masters) is allowed before RBAC is asked.
+    body["status"] = json!({"allowed": decision == Decision::Allow});
+    if decision == Decision::Allow
+        && shared.rbac
+        && !user.groups.iter().any(|g| g == crate::auth::MASTERS_GROUP)
+        && let Some(reason) = rbac::resolver::allowed_by(&user, &attrs, &shared.store)
+    {
+        body["status"]["reason"] = json!(reason);
+    }
+    body["metadata"] = metadata;
     Ok(json_response(201, &body))
+}
+
+/// The metadata kube-apiserver answers a review with: no creationTimestamp (never stored), and
+/// the managedFields its field manager computed for the create, as for any other write.
+pub fn review_metadata(kind: &Kind, request: &Value, manager: &str) -> Value {
+    let mut recorded =
+        json!({"metadata": {}, "spec": request.get("spec").cloned().unwrap_or(json!({}))});
+    crate::patch::fields::record_update(None, &mut recorded, manager, &kind.api_version(), true);
+    recorded["metadata"].take()
 }
 
 #[cfg(test)]

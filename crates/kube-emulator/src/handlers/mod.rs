@@ -13,12 +13,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::auth::UserInfo;
 use crate::context::Shared;
 use crate::request::{Query, Target};
 use crate::status::ApiError;
+use crate::validation::FieldError;
 
 /// Response body: a full buffer or a watch stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -78,6 +79,8 @@ pub struct ApiRequest {
     pub user: UserInfo,
     pub output: Output,
     pub content_type: String,
+    /// The Accept header, as sent.
+    pub accept: String,
     /// fieldManager, or what Kubernetes derives from the User-Agent.
     pub manager: String,
     pub body: Bytes,
@@ -121,11 +124,114 @@ pub fn parse_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
     })
 }
 
+/// The options object Kubernetes decodes a verb's query parameters into.
+fn options_kind(verb: &str) -> &'static str {
+    match verb {
+        "create" => "CreateOptions",
+        "update" => "UpdateOptions",
+        "patch" => "PatchOptions",
+        "delete" | "deletecollection" => "DeleteOptions",
+        _ => "ListOptions",
+    }
+}
+
+/// What kube-apiserver checks of a request before its handler runs: the options in the query
+/// (422 as an invalid `...Options` object) and the media type of a create's or update's body.
+fn check_request(req: &ApiRequest) -> Result<(), ApiError> {
+    let q = &req.query;
+    let invalid = |e: FieldError| Err(ApiError::invalid_options(options_kind(req.verb), &e));
+    let writes = matches!(req.verb, "create" | "update" | "patch");
+    if let Some(v) = &q.dry_run_invalid
+        && (writes || req.verb.starts_with("delete"))
+    {
+        return invalid(FieldError {
+            reason: "FieldValueNotSupported",
+            field: "dryRun".into(),
+            message: format!(
+                "Unsupported value: {}: supported values: \"All\"",
+                json!([v])
+            ),
+        });
+    }
+    const VALIDATIONS: &[&str] = &["", "Ignore", "Strict", "Warn"];
+    if let Some(v) = &q.field_validation
+        && writes
+        && !VALIDATIONS.contains(&v.as_str())
+    {
+        return invalid(FieldError::not_supported("fieldValidation", v, VALIDATIONS));
+    }
+    const MATCHES: &[&str] = &["Exact", "NotOlderThan", ""];
+    if let Some(v) = &q.resource_version_match
+        && matches!(req.verb, "list" | "watch")
+        && !MATCHES.contains(&v.as_str())
+    {
+        return invalid(FieldError::not_supported(
+            "resourceVersionMatch",
+            v,
+            MATCHES,
+        ));
+    }
+    let media = req.content_type.split(';').next().unwrap_or("").trim();
+    const BODY_TYPES: &[&str] = &[
+        "",
+        "*/*",
+        "application/json",
+        "application/yaml",
+        "application/vnd.kubernetes.protobuf",
+    ];
+    if matches!(req.verb, "create" | "update")
+        && !req.body.is_empty()
+        && !BODY_TYPES.contains(&media)
+    {
+        return Err(ApiError::unsupported_body_type());
+    }
+    Ok(())
+}
+
+/// Whether an Accept header names a media type the apiserver serves (JSON, YAML, protobuf,
+/// wildcards). The emulator answers JSON to all of them.
+fn acceptable(accept: &str) -> bool {
+    accept.trim().is_empty()
+        || accept.split(',').any(|part| {
+            let media = part.split(';').next().unwrap_or("").trim();
+            matches!(
+                media,
+                "" | "*/*"
+                    | "application/*"
+                    | "application/json"
+                    | "application/yaml"
+                    | "application/vnd.kubernetes.protobuf"
+                    | "application/json;stream=watch"
+                    | "application/vnd.kubernetes.protobuf;stream=watch"
+            )
+        })
+}
+
 /// Serves a resource request.
 pub async fn resource(shared: &Arc<Shared>, req: ApiRequest) -> Response<Body> {
     let kind = req.target.kind;
     let named = req.target.name.is_some();
+    // A create-only kind (the reviews) has no object paths at all.
+    let addressable = ["get", "update", "patch", "delete"]
+        .iter()
+        .any(|v| kind.supports(v));
+    if let Err(e) = check_request(&req) {
+        return error_response(&e);
+    }
+    if !acceptable(&req.accept) {
+        return error_response(&ApiError {
+            details: Some(json!({})),
+            ..ApiError::new(
+                406,
+                "406: Not Acceptable\n\nAvailable representations: application/json, \
+                 application/yaml, application/vnd.kubernetes.protobuf",
+            )
+        });
+    }
     let result = match (req.verb, req.target.subresource.as_deref()) {
+        _ if named && !addressable && req.target.subresource.is_none() => {
+            Err(ApiError::path_not_found())
+        }
         // Writes address either the collection (create) or one object (update, patch).
         ("create", None) if named => Err(ApiError::method_not_allowed()),
         ("update" | "patch", _) if !named => Err(ApiError::method_not_allowed()),

@@ -10,8 +10,8 @@ use crate::context::Shared;
 use crate::kinds::Kind;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
-use crate::strategy;
 use crate::table::{self, IncludeObject};
+use crate::{meta, strategy};
 
 /// The object as a client of `kind` sees it, in the requested representation.
 pub fn render_object(
@@ -36,9 +36,11 @@ pub fn get(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>, ApiError
         .get(kind.storage_key(), req.namespace(), req.name())
         .ok_or_else(|| ApiError::not_found(kind, req.name()))?;
     let include = IncludeObject::parse(req.query.include_object.as_deref());
+    // A Table of one object carries that object's resourceVersion.
+    let rv = meta::meta_str(&stored, "resourceVersion").parse().ok();
     Ok(json_response(
         200,
-        &render_object(kind, &stored, req.output, include, None),
+        &render_object(kind, &stored, req.output, include, rv),
     ))
 }
 
@@ -139,7 +141,12 @@ pub fn list(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>, ApiErro
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if let Some(next) = &page.next {
         metadata["continue"] = json!(encode_continue(rv, next));
-        metadata["remainingItemCount"] = json!(page.remaining);
+        // Kubernetes counts what remains only when no selector filters it.
+        if req.query.label_selector.as_deref().unwrap_or("").is_empty()
+            && req.query.field_selector.as_deref().unwrap_or("").is_empty()
+        {
+            metadata["remainingItemCount"] = json!(page.remaining);
+        }
     }
     let stored: Vec<&Value> = page.items.iter().map(|o| &**o).collect();
     let body = match req.output {

@@ -7,6 +7,7 @@ use super::{ApiRequest, Body, json_response};
 use crate::context::Shared;
 use crate::kinds;
 use crate::meta;
+use crate::patch::fields;
 use crate::status::ApiError;
 use crate::validation::FieldError;
 
@@ -14,6 +15,29 @@ use crate::validation::FieldError;
 const DEFAULT_EXPIRATION: i64 = 3600;
 const MIN_EXPIRATION: i64 = 600;
 const MAX_EXPIRATION: i64 = 1 << 32;
+
+/// TokenRequest as the kind of a validated object (it is served only as a subresource).
+static TOKEN_REQUEST: kinds::Kind = kinds::Kind {
+    group: "authentication.k8s.io",
+    version: "v1",
+    kind: "TokenRequest",
+    plural: "tokenrequests",
+    singular: "tokenrequest",
+    namespaced: true,
+    verbs: &["create"],
+    short_names: &[],
+    subresources: &[],
+    name_rule: kinds::NameRule::Subdomain,
+    generation: false,
+    delete_returns_object: false,
+    printer: kinds::Printer::Default,
+    storage: kinds::Storage::Virtual,
+    extra_fields: &[],
+};
+
+fn token_request_object_kind() -> &'static kinds::Kind {
+    &TOKEN_REQUEST
+}
 
 fn token_request_kind() -> &'static kinds::Kind {
     kinds::find("", "v1", "serviceaccounts").expect("serviceaccounts are served")
@@ -32,6 +56,18 @@ pub fn token_request(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>
     } else {
         req.json_body()?
     };
+    if let Some(k) = body.get("kind").and_then(Value::as_str)
+        && !k.is_empty()
+        && k != "TokenRequest"
+    {
+        let version = body.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        return Err(ApiError::unconvertible(
+            k,
+            version,
+            "TokenRequest",
+            "authentication.k8s.io",
+        ));
+    }
     let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
     let expiration = spec
         .get("expirationSeconds")
@@ -39,25 +75,22 @@ pub fn token_request(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>
         .unwrap_or(DEFAULT_EXPIRATION);
     let mut errors = Vec::new();
     if expiration < MIN_EXPIRATION {
-        errors.push(FieldError::invalid(
+        errors.push(FieldError::invalid_shown(
             "spec.expirationSeconds",
             &expiration.to_string(),
             "may not specify a duration less than 10 minutes",
         ));
     }
     if expiration > MAX_EXPIRATION {
-        errors.push(FieldError::invalid(
+        errors.push(FieldError::invalid_shown(
             "spec.expirationSeconds",
             &expiration.to_string(),
             "may not specify a duration larger than 2^32 seconds",
         ));
     }
     if !errors.is_empty() {
-        let mut e = ApiError::invalid(sa_kind, name, &errors);
-        e.message = e
-            .message
-            .replacen("ServiceAccount", "TokenRequest.authentication.k8s.io", 1);
-        return Err(e);
+        // Kubernetes validates the TokenRequest object, which has no name of its own.
+        return Err(ApiError::invalid(token_request_object_kind(), "", &errors));
     }
     let mut audiences: Vec<String> = spec
         .get("audiences")
@@ -84,12 +117,33 @@ pub fn token_request(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default();
     tracing::debug!(namespace = %ns, serviceaccount = %name, expiration, "issued bound token");
+    // The answer names the ServiceAccount (its uid too) and carries the managedFields the
+    // apiserver's field manager computed for the subresource's create.
+    // Decoding defaults expirationSeconds before the field manager sees the request.
+    let mut recorded_spec = spec.clone();
+    recorded_spec["expirationSeconds"] = json!(expiration);
+    let mut recorded = json!({"metadata": {}, "spec": recorded_spec});
+    fields::record_update(
+        None,
+        &mut recorded,
+        &req.manager,
+        "authentication.k8s.io/v1",
+        true,
+    );
+    let mut metadata = json!({"name": name, "namespace": ns, "uid": meta::meta_str(&sa, "uid"),
+        "creationTimestamp": meta::now_rfc3339()});
+    if let Some(Value::Array(entries)) = recorded.pointer_mut("/metadata/managedFields") {
+        for e in entries.iter_mut() {
+            e["subresource"] = json!("token");
+        }
+        metadata["managedFields"] = Value::Array(std::mem::take(entries));
+    }
     Ok(json_response(
         201,
         &json!({
             "kind": "TokenRequest",
             "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {"name": name, "namespace": ns, "creationTimestamp": meta::now_rfc3339()},
+            "metadata": metadata,
             "spec": {"audiences": audiences, "expirationSeconds": expiration, "boundObjectRef": spec.get("boundObjectRef").cloned().unwrap_or(Value::Null)},
             "status": {"token": minted.token, "expirationTimestamp": expires},
         }),
@@ -111,22 +165,25 @@ pub fn token_review(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>,
         .review(&body, &shared.store, shared.token_clock());
     reviewed["apiVersion"] = json!(kind.api_version());
     reviewed["kind"] = json!(kind.kind);
-    if !reviewed.get("metadata").is_some_and(Value::is_object) {
-        reviewed["metadata"] = json!({});
-    }
-    reviewed["metadata"]["creationTimestamp"] = Value::Null;
+    reviewed["metadata"] = super::access::review_metadata(kind, &body, &req.manager);
     Ok(json_response(201, &reviewed))
 }
 
 /// POST `selfsubjectreviews` (`kubectl auth whoami`): the requester's own identity.
 pub fn self_subject_review(req: &ApiRequest) -> Result<Response<Body>, ApiError> {
+    let mut user_info = json!({"username": req.user.username});
+    // An identity without a uid has none in the answer (`omitempty`).
+    if !req.user.uid.is_empty() {
+        user_info["uid"] = json!(req.user.uid);
+    }
+    user_info["groups"] = json!(req.user.groups);
     Ok(json_response(
         201,
         &json!({
             "kind": "SelfSubjectReview",
             "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"creationTimestamp": meta::now_rfc3339()},
-            "status": {"userInfo": {"username": req.user.username, "uid": req.user.uid, "groups": req.user.groups}},
+            "status": {"userInfo": user_info},
         }),
     ))
 }

@@ -20,7 +20,8 @@ use tokio::time::Instant;
 use super::read::{render_object, selectors};
 use super::{ApiRequest, Body, Output, error_response};
 use crate::context::Shared;
-use crate::kinds::{Kind, Storage};
+use crate::kinds::Kind;
+use crate::meta;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::events::frame;
@@ -29,6 +30,8 @@ use crate::table::{self, IncludeObject};
 
 /// How often an idle watch that asked for bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
+/// How long before its timeout a watch gets its last bookmark.
+const PRETIMEOUT_BOOKMARK: Duration = Duration::from_secs(2);
 /// The apiserver's default watch length (--min-request-timeout) when timeoutSeconds is absent.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
@@ -42,6 +45,9 @@ struct WatchStream {
     queued: VecDeque<Bytes>,
     live: mpsc::Receiver<Arc<Event>>,
     deadline: Instant,
+    /// When the last bookmark before the timeout is due (2 s before it, as the apiserver's
+    /// watch cache sends it; none when the watch is shorter than that).
+    pretimeout: Option<Instant>,
     bookmarks: bool,
     next_bookmark: Instant,
     /// Newest resourceVersion this watch is known to be complete up to.
@@ -55,8 +61,9 @@ impl WatchStream {
     }
 
     fn encode(&mut self, event_type: &str, obj: &Value, cached: Option<&Bytes>) -> Bytes {
+        // Events are rendered per API (conversion, zero values), not served as stored.
         if self.output == Output::Json
-            && self.kind.storage != Storage::EventsV1
+            && self.kind.kind != "Event"
             && let Some(json) = cached
         {
             return frame(event_type, json);
@@ -88,11 +95,20 @@ impl WatchStream {
             (EventType::Deleted, _, true) => "DELETED",
             _ => return None,
         };
+        // An object that stops matching goes as DELETED with its previous content (the
+        // apiserver's watch cache sends the old object at the new resourceVersion).
+        if let (EventType::Modified, "DELETED", Some(previous)) =
+            (e.event_type, event_type, e.previous.as_deref())
+        {
+            let mut old = previous.clone();
+            meta::metadata_mut(&mut old).insert("resourceVersion".into(), json!(e.rv.to_string()));
+            return Some(self.encode(event_type, &old, None));
+        }
         Some(self.encode(event_type, &e.object, Some(e.encoded_object())))
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
-        let mut metadata = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
+        let mut metadata = json!({"resourceVersion": rv.to_string()});
         if initial_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
@@ -118,7 +134,9 @@ impl WatchStream {
         }
         loop {
             let bookmark_at = if self.bookmarks {
-                self.next_bookmark.min(self.deadline)
+                self.next_bookmark
+                    .min(self.pretimeout.unwrap_or(self.deadline))
+                    .min(self.deadline)
             } else {
                 self.deadline
             };
@@ -130,20 +148,18 @@ impl WatchStream {
                     }
                 }
                 _ = tokio::time::sleep_until(bookmark_at) => {
-                    let closing = Instant::now() >= self.deadline;
+                    let now = Instant::now();
+                    if now >= self.deadline {
+                        return None;
+                    }
                     if self.bookmarks {
-                        self.next_bookmark = Instant::now() + BOOKMARK_INTERVAL;
+                        if self.pretimeout.is_some_and(|t| now >= t) {
+                            self.pretimeout = None;
+                        }
+                        self.next_bookmark = now + BOOKMARK_INTERVAL;
                         if let Some(b) = self.try_bookmark() {
-                            if closing {
-                                // Last frame before the timeout ends the stream.
-                                self.deadline = Instant::now();
-                                self.bookmarks = false;
-                            }
                             return Some(b);
                         }
-                    }
-                    if closing {
-                        return None;
                     }
                 }
                 _ = self.shared.shutdown.cancelled() => return None,
@@ -172,12 +188,8 @@ fn validate(req: &ApiRequest) -> Result<WatchFrom, ApiError> {
                 "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
             ));
         }
-        if !q.allow_watch_bookmarks {
-            return Err(ApiError::new(
-                422,
-                "allowWatchBookmarks: Required value: sendInitialEvents requires setting allowWatchBookmarks to true",
-            ));
-        }
+        // Without bookmarks the initial events simply arrive without their closing bookmark
+        // (kube-apiserver 1.37 no longer refuses it).
         return Ok(WatchFrom::InitialState);
     }
     match q.resource_version.as_deref() {
@@ -230,6 +242,10 @@ pub fn watch(shared: &Arc<Shared>, req: &ApiRequest) -> Response<Body> {
         queued: VecDeque::new(),
         live: sub.live,
         deadline: Instant::now() + timeout,
+        pretimeout: timeout
+            .checked_sub(PRETIMEOUT_BOOKMARK)
+            .filter(|d| !d.is_zero())
+            .map(|d| Instant::now() + d),
         bookmarks: req.query.allow_watch_bookmarks,
         next_bookmark: Instant::now() + BOOKMARK_INTERVAL,
         seen_rv: match from {
@@ -244,7 +260,8 @@ pub fn watch(shared: &Arc<Shared>, req: &ApiRequest) -> Response<Body> {
             stream.queued.push_back(b);
         }
     }
-    if req.query.send_initial_events {
+    // The end of the initial events is marked only for a client that accepts bookmarks.
+    if req.query.send_initial_events && req.query.allow_watch_bookmarks {
         let b = stream.bookmark(sub.opened_at, true);
         stream.queued.push_back(b);
     }

@@ -11,6 +11,7 @@ use crate::ops::{self, DeleteOptions, DeleteOutcome, WriteCtx};
 use crate::patch::PatchType;
 use crate::status::{self, ApiError};
 use crate::table::IncludeObject;
+use crate::validation::FieldError;
 use crate::{meta, strategy};
 
 fn ctx<'a>(shared: &'a Shared, req: &'a ApiRequest) -> WriteCtx<'a> {
@@ -55,14 +56,19 @@ pub fn update(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>, ApiEr
 /// PATCH of an object (server-side apply included).
 pub fn patch(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>, ApiError> {
     let patch_type = PatchType::from_content_type(&req.content_type)
-        .ok_or_else(|| ApiError::unsupported_media_type(&req.content_type))?;
+        .ok_or_else(ApiError::unsupported_patch_type)?;
     if patch_type == PatchType::Apply && req.query.field_manager.as_deref().unwrap_or("").is_empty()
     {
-        return Err(ApiError::bad_request(
-            "PATCH, application/apply-patch+yaml requires fieldManager parameter",
+        return Err(ApiError::invalid_options(
+            "PatchOptions",
+            &FieldError::required("fieldManager", "is required for apply patch"),
         ));
     }
-    let body = parse_body(&req.body, &req.content_type)?;
+    let body = parse_body(&req.body, &req.content_type).map_err(|e| match patch_type {
+        // kube-apiserver's merge patch reports a malformed body in these words.
+        PatchType::Merge => ApiError::bad_request("invalid JSON patch"),
+        _ => e,
+    })?;
     let (obj, created) = ops::patch(
         &ctx(shared, req),
         req.target.kind,

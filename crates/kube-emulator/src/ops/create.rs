@@ -36,6 +36,17 @@ pub(super) fn create_owned(
 ) -> Result<Arc<Value>, ApiError> {
     check_type_meta(kind, &mut obj)?;
     crate::schema::prune_unknown(kind, &mut obj, ctx.strict)?;
+    let via = kind;
+    // events.k8s.io/v1 objects are owned in their own shape and version, as the apiserver's
+    // field manager sees them before conversion to storage.
+    let managed_fields = match (managed_fields, via.storage) {
+        (None, kinds::Storage::EventsV1) => {
+            let mut v1 = obj.clone();
+            fields::record_update(None, &mut v1, &ctx.manager, &via.api_version(), false);
+            v1.pointer("/metadata/managedFields").cloned()
+        }
+        (m, _) => m,
+    };
     let mut obj = strategy::to_storage(kind, obj);
     let kind = storage_kind(kind);
 
@@ -134,7 +145,9 @@ pub(super) fn create_owned(
     if kind.namespaced {
         check_namespace_open(ctx, kind, &explicit_name, &namespace)?;
     }
-    strategy::normalize(&mut obj);
+    strategy::decode_defaults(kind, &mut obj)?;
+    // Managed fields see the object as decoded: an empty list is still a field there, though
+    // it is not served (normalize below).
     match managed_fields {
         Some(managed) => {
             meta::metadata_mut(&mut obj).insert("managedFields".into(), managed);
@@ -146,6 +159,12 @@ pub(super) fn create_owned(
             &kind.api_version(),
             kind.plural == "namespaces",
         ),
+    }
+    if kind.kind == "Event" {
+        let errors = strategy::event_create_errors(via, &obj);
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(kind, meta::name(&obj), &errors));
+        }
     }
     strategy::prepare_create(kind, &mut obj)?;
     strategy::normalize(&mut obj);

@@ -113,13 +113,7 @@ fn check_preconditions(kind: &Kind, old: &Value, options: &DeleteOptions) -> Res
     if let Some(uid) = &options.precondition_uid {
         let actual = meta::meta_str(old, "uid");
         if uid != actual {
-            return Err(ApiError::conflict(
-                kind,
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
-                ),
-            ));
+            return Err(ApiError::precondition_uid(kind, name, uid, actual));
         }
     }
     if let Some(rv) = &options.precondition_rv {
@@ -168,6 +162,8 @@ fn start_namespace_deletion(
         ));
     }
     let mut obj = mark_deleting(old);
+    // A namespace's deletion has no grace period (kube-apiserver sets none).
+    meta::metadata_mut(&mut obj).remove("deletionGracePeriodSeconds");
     obj["status"]["phase"] = json!("Terminating");
     if ctx.dry_run {
         return Ok(DeleteOutcome::Pending(Arc::new(obj)));
@@ -194,7 +190,10 @@ mod tests {
         let obj = json!({"metadata": {"name": "c", "uid": "u2", "resourceVersion": "5"}});
         let e = check_preconditions(cm, &obj, &o).unwrap_err();
         assert_eq!(e.code, 409);
-        assert!(e.message.contains("UID in precondition: u1"));
+        assert!(
+            e.message
+                .contains("the UID in the precondition (u1) does not match the UID in record (u2)")
+        );
         let ok = DeleteOptions {
             precondition_uid: Some("u2".into()),
             precondition_rv: Some("5".into()),

@@ -60,6 +60,13 @@ pub fn check_type_meta(kind: &Kind, obj: &mut Value) -> Result<(), ApiError> {
         )));
     };
     let want_version = kind.api_version();
+    if let Some(k) = map.get("kind").and_then(Value::as_str)
+        && !k.is_empty()
+        && k != kind.kind
+    {
+        let version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        return Err(ApiError::unconvertible(k, version, kind.kind, kind.group));
+    }
     match map.get("apiVersion").and_then(Value::as_str) {
         None | Some("") => {
             map.insert("apiVersion".into(), Value::String(want_version));
@@ -75,13 +82,7 @@ pub fn check_type_meta(kind: &Kind, obj: &mut Value) -> Result<(), ApiError> {
         None | Some("") => {
             map.insert("kind".into(), Value::String(kind.kind.to_string()));
         }
-        Some(k) if k == kind.kind => {}
-        Some(k) => {
-            return Err(ApiError::bad_request(format!(
-                "the object provided is unrecognized (must be of type {}): kind {k} does not match",
-                kind.kind
-            )));
-        }
+        Some(_) => {}
     }
     if !map.get("metadata").is_none_or(Value::is_object) {
         return Err(ApiError::bad_request("metadata must be an object"));

@@ -43,6 +43,7 @@ pub fn update(
     check_type_meta(kind, &mut obj)?;
     crate::schema::prune_unknown(kind, &mut obj, ctx.strict)?;
     let obj = strategy::to_storage(kind, obj);
+    let via = kind;
     let kind = storage_kind(kind);
     if meta::name(&obj) != name {
         return Err(name_mismatch(meta::name(&obj), name));
@@ -64,7 +65,7 @@ pub fn update(
     {
         return Err(ApiError::stale(kind, name));
     }
-    finish_update(ctx, kind, &old, obj, true).map_err(|e| e.into_api(kind, name))
+    finish_update(ctx, via, &old, obj, true).map_err(|e| e.into_api(kind, name))
 }
 
 /// Why `finish_update` failed: a real error, or a lost race the caller may retry.
@@ -101,8 +102,9 @@ pub fn patch(
 ) -> Result<(Arc<Value>, bool), ApiError> {
     let skind = storage_kind(kind);
     if force && patch_type != PatchType::Apply {
-        return Err(ApiError::bad_request(
-            "force is only allowed for apply patches",
+        return Err(ApiError::invalid_options(
+            "PatchOptions",
+            &FieldError::forbidden("force", "may not be specified for non-apply patch"),
         ));
     }
     for _ in 0..PATCH_ATTEMPTS {
@@ -116,7 +118,7 @@ pub fn patch(
         let mut patched = current.clone();
         let record_manager = match patch_type {
             PatchType::Json => {
-                patch::json_patch(&mut patched, body).map_err(|e| ApiError::new(422, e))?;
+                patch::json_patch(&mut patched, body).map_err(json_patch_error)?;
                 true
             }
             PatchType::Merge => {
@@ -138,7 +140,7 @@ pub fn patch(
                     &kind.api_version(),
                     skind.plural == "namespaces",
                 )
-                .map_err(|c| apply_conflict(kind, name, &c))?;
+                .map_err(|c| apply_conflict(&c))?;
                 false
             }
         };
@@ -154,7 +156,7 @@ pub fn patch(
             return Err(ApiError::stale(kind, name));
         }
         let new = strategy::to_storage(kind, patched);
-        match finish_update(ctx, skind, &old, new, record_manager) {
+        match finish_update(ctx, kind, &old, new, record_manager) {
             Ok(obj) => return Ok((obj, false)),
             Err(UpdateError::Raced) if pinned.is_empty() => continue,
             Err(e) => return Err(e.into_api(kind, name)),
@@ -172,17 +174,23 @@ pub fn patch(
 /// Validates an applied configuration: it must name its type and the object of the URL.
 fn apply_config(kind: &Kind, name: &str, body: &Value) -> Result<Value, ApiError> {
     let mut config = body.clone();
-    for field in ["apiVersion", "kind"] {
-        if config
-            .get(field)
+    let text = |f: &str| {
+        config
+            .get(f)
             .and_then(Value::as_str)
             .unwrap_or("")
-            .is_empty()
-        {
-            return Err(ApiError::bad_request(format!(
-                "{field} must be set in an applied configuration"
-            )));
-        }
+            .to_string()
+    };
+    let (api_version, kind_name) = (text("apiVersion"), text("kind"));
+    if api_version.is_empty() || kind_name.is_empty() {
+        // Printed as Go prints the GroupVersionKind it could not resolve.
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), api_version.clone()),
+        };
+        return Err(ApiError::bad_request(format!(
+            "invalid object type: {group}/{version}, Kind={kind_name}"
+        )));
     }
     check_type_meta(kind, &mut config)?;
     // An applied configuration names only fields it means to own: unknown ones are an error.
@@ -195,17 +203,32 @@ fn apply_config(kind: &Kind, name: &str, body: &Value) -> Result<Value, ApiError
     Ok(config)
 }
 
-fn apply_conflict(kind: &Kind, name: &str, conflicts: &[apply::Conflict]) -> ApiError {
+/// kube-apiserver's answers to a JSON patch that does not decode or does not apply (it words
+/// neither after the failing operation).
+fn json_patch_error(e: patch::JsonPatchError) -> ApiError {
+    match e {
+        patch::JsonPatchError::Undecodable(_) => ApiError::bad_request(
+            "error decoding patch: json: cannot unmarshal object into Go value of type \
+             []handlers.jsonPatchOp",
+        ),
+        patch::JsonPatchError::Failed(_) => ApiError {
+            details: Some(json!({})),
+            ..ApiError::new(
+                422,
+                "the server rejected our request due to an error in our request",
+            )
+        },
+    }
+}
+
+/// 409 for an apply that conflicts; kube-apiserver names neither the object nor its kind here.
+fn apply_conflict(conflicts: &[apply::Conflict]) -> ApiError {
     let causes: Vec<Value> = conflicts
         .iter()
-        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version), "field": c.field}))
+        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", c.with()), "field": c.field}))
         .collect();
     let mut e = ApiError::new(409, apply::Conflict::summary(conflicts));
-    let mut details = json!({"name": name, "kind": kind.plural, "causes": causes});
-    if !kind.group.is_empty() {
-        details["group"] = json!(kind.group);
-    }
-    e.details = Some(details);
+    e.details = Some(json!({"causes": causes}));
     e
 }
 
@@ -227,31 +250,29 @@ fn apply_create(
         &kind.api_version(),
         kind.plural == "namespaces",
     )
-    .map_err(|c| apply_conflict(kind, name, &c))?;
+    .map_err(|c| apply_conflict(&c))?;
     let managed = applied.pointer("/metadata/managedFields").cloned();
     let url_ns = storage_kind(kind).namespaced.then_some(namespace);
     super::create::create_owned(ctx, kind, url_ns, applied, managed)
 }
 
 /// The common end of update and patch, in storage representation.
+/// Finishes an update of `old` (stored) to `new` (storage form) requested through the API of
+/// `via` (events.k8s.io/v1 for Events written that way: their fields are owned in that shape).
 pub(super) fn finish_update(
     ctx: &WriteCtx<'_>,
-    kind: &'static Kind,
+    via: &'static Kind,
     old: &Arc<Value>,
     mut new: Value,
     record_manager: bool,
 ) -> Result<Arc<Value>, UpdateError> {
+    let kind = storage_kind(via);
     let name = meta::name(old).to_string();
     let namespace = meta::namespace(old).to_string();
     let body_uid = meta::meta_str(&new, "uid");
     let old_uid = meta::meta_str(old, "uid");
     if !body_uid.is_empty() && body_uid != old_uid {
-        return Err(ApiError::conflict(
-            kind,
-            &name,
-            &format!("Precondition failed: UID in precondition: {body_uid}, UID in object meta: {old_uid}"),
-        )
-        .into());
+        return Err(ApiError::precondition_uid(kind, &name, body_uid, old_uid).into());
     }
     {
         let old_md = meta::metadata(old).clone();
@@ -289,7 +310,7 @@ pub(super) fn finish_update(
                 &name,
                 &[FieldError::forbidden(
                     "metadata.finalizers",
-                    &format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
+                    &format!("no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}", added.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(", ")),
                 )],
             )
             .into());
@@ -305,7 +326,22 @@ pub(super) fn finish_update(
             + 1;
         meta::metadata_mut(&mut new).insert("generation".into(), json!(generation));
     }
-    if record_manager {
+    if record_manager && via.storage == crate::kinds::Storage::EventsV1 {
+        let mut seen = strategy::from_storage(via, &new);
+        fields::record_update(
+            Some(&strategy::from_storage(via, old)),
+            &mut seen,
+            &ctx.manager,
+            &via.api_version(),
+            false,
+        );
+        let managed = seen.pointer("/metadata/managedFields").cloned();
+        let md = meta::metadata_mut(&mut new);
+        match managed {
+            Some(m) => md.insert("managedFields".into(), m),
+            None => md.remove("managedFields"),
+        };
+    } else if record_manager {
         fields::record_update(
             Some(old),
             &mut new,

@@ -13,11 +13,25 @@ use super::fields::{self, FieldPath, ManagedEntry};
 pub struct Conflict {
     pub manager: String,
     pub api_version: String,
+    /// "Apply" or "Update": an updater is named with its version and time, an applier alone.
+    pub operation: String,
+    pub time: String,
     /// Dotted, as Kubernetes prints it: ".data.key".
     pub field: String,
 }
 
 impl Conflict {
+    /// Who the conflict is with, as kube-apiserver words it: `"alice"` for an applier,
+    /// `"kubectl-edit" using v1 at 2026-01-01T00:00:00Z` for an updater.
+    pub fn with(&self) -> String {
+        let manager = format!("{:?}", self.manager);
+        match (self.operation.as_str(), self.time.as_str()) {
+            ("Update", "") => format!("{manager} using {}", self.api_version),
+            ("Update", time) => format!("{manager} using {} at {time}", self.api_version),
+            _ => manager,
+        }
+    }
+
     /// The message and causes of the 409 Kubernetes answers.
     pub fn summary(conflicts: &[Conflict]) -> String {
         let noun = if conflicts.len() == 1 {
@@ -27,10 +41,7 @@ impl Conflict {
         };
         let mut lines = Vec::new();
         for c in conflicts {
-            lines.push(format!(
-                "conflict with \"{}\" using {}: {}",
-                c.manager, c.api_version, c.field
-            ));
+            lines.push(format!("conflict with {}: {}", c.with(), c.field));
         }
         if conflicts.len() == 1 {
             format!("Apply failed with 1 conflict: {}", lines[0])
@@ -107,11 +118,15 @@ pub fn apply(
     if let Some(cur) = current {
         for e in entries.iter().filter(|e| !mine(e)) {
             for owned in &e.fields {
-                let touched = applied.iter().any(|a| fields::overlaps(a, owned));
+                // As in Kubernetes, only the same field conflicts: owning a map (".") does not
+                // conflict with another manager's key in it.
+                let touched = applied.contains(owned);
                 if touched && fields::value_at(cur, owned) != fields::value_at(&result, owned) {
                     conflicts.push(Conflict {
                         manager: e.manager.clone(),
                         api_version: e.api_version.clone(),
+                        operation: e.operation.clone(),
+                        time: e.time.clone(),
                         field: dotted(owned),
                     });
                 }
@@ -128,7 +143,7 @@ pub fn apply(
             .filter(|e| !(e.manager == manager && e.operation == "Apply"))
         {
             e.fields.retain(|owned| {
-                !applied.iter().any(|a| fields::overlaps(a, owned))
+                !applied.contains(owned)
                     || current.and_then(|c| fields::value_at(c, owned))
                         == fields::value_at(&result, owned)
             });
@@ -150,8 +165,60 @@ pub fn apply(
             fields: applied,
         }),
     }
+    if manager == "kubectl" {
+        sync_last_applied(&mut result, config);
+    }
     fields::write_managed(&mut result, &entries);
     Ok(result)
+}
+
+/// The annotation `kubectl apply` (client-side) keeps its last configuration in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// After `kubectl apply --server-side`, kube-apiserver rewrites an existing client-side apply
+/// annotation to the configuration just applied (compact JSON, keys sorted, without the
+/// annotation itself), so a later client-side apply starts from it.
+fn sync_last_applied(result: &mut Value, config: &Value) {
+    let has_annotation = result
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .is_some_and(|a| a.contains_key(LAST_APPLIED));
+    if !has_annotation {
+        return;
+    }
+    let mut last = config.clone();
+    if let Some(md) = last.get_mut("metadata").and_then(Value::as_object_mut)
+        && let Some(a) = md.get_mut("annotations").and_then(Value::as_object_mut)
+    {
+        a.remove(LAST_APPLIED);
+        if a.is_empty() {
+            md.remove("annotations");
+        }
+    }
+    let text = format!("{}\n", sorted(&last));
+    if let Some(a) = result
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.insert(LAST_APPLIED.into(), Value::String(text));
+    }
+}
+
+/// `v` with every object's keys in order (Go's encoding of a map).
+fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&m[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -196,12 +263,14 @@ mod tests {
             vec![Conflict {
                 manager: "one".into(),
                 api_version: "v1".into(),
+                operation: "Apply".into(),
+                time: err[0].time.clone(),
                 field: ".data.a".into()
             }]
         );
         assert_eq!(
             Conflict::summary(&err),
-            "Apply failed with 1 conflict: conflict with \"one\" using v1: .data.a"
+            "Apply failed with 1 conflict: conflict with \"one\": .data.a"
         );
         let forced = ap(Some(&both), json!({"a": "changed"}), "two", true).unwrap();
         assert_eq!(forced["data"]["a"], "changed");
@@ -212,6 +281,21 @@ mod tests {
             one.is_none(),
             "forced apply took the only field of manager one"
         );
+    }
+
+    #[test]
+    fn server_side_kubectl_rewrites_the_client_side_annotation() {
+        let mut live = cm(json!({"a": "1"}));
+        live["metadata"]["annotations"] = json!({LAST_APPLIED: "{}", "keep": "x"});
+        let config = json!({"kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {"name": "c", "namespace": "n"}, "data": {"a": "2"}});
+        let out = apply(Some(&live), &config, "kubectl", false, "v1", false).unwrap();
+        assert_eq!(
+            out["metadata"]["annotations"][LAST_APPLIED],
+            "{\"apiVersion\":\"v1\",\"data\":{\"a\":\"2\"},\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"c\",\"namespace\":\"n\"}}\n"
+        );
+        let other = apply(Some(&live), &config, "mgr", false, "v1", false).unwrap();
+        assert_eq!(other["metadata"]["annotations"][LAST_APPLIED], "{}");
     }
 
     #[test]

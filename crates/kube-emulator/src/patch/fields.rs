@@ -1,13 +1,48 @@
 //! Field ownership (`metadata.managedFields`): which manager last set which fields, in the
-//! FieldsV1 format. Lists are owned whole (atomic), which is how Kubernetes treats every list of
-//! the served kinds except a few keyed ones; that is the one simplification here.
+//! FieldsV1 format. The structure Kubernetes' schemas give the served kinds is spelled out in
+//! [`list_kind`] and [`atomic_struct`]: lists are atomic (owned whole) except finalizers (a set:
+//! `v:"x"` per value) and the lists keyed by a field (`k:{"uid":"..."}` per item); a few
+//! references (roleRef, an Event's involvedObject...) are atomic structs.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
-/// A path to an owned field: object keys from the root.
+/// A path to an owned field: object keys from the root, or list items (see [`item`]).
 pub type FieldPath = Vec<String>;
+
+/// Marks a path element that is a list item (`v:...` or `k:...` in FieldsV1), not a key.
+const ITEM: char = '\u{0}';
+
+/// The path element of a list item, as FieldsV1 spells it (`v:"x"`, `k:{"name":"a"}`).
+fn item(fields_v1_key: &str) -> String {
+    format!("{ITEM}{fields_v1_key}")
+}
+
+/// How Kubernetes merges a list: whole, as a set of values, or as items keyed by a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ListKind {
+    Atomic,
+    Set,
+    Map(&'static str),
+}
+
+fn list_kind(path: &[String]) -> ListKind {
+    match path {
+        [m, f] if m == "metadata" && f == "finalizers" => ListKind::Set,
+        [m, f] if m == "metadata" && f == "ownerReferences" => ListKind::Map("uid"),
+        [f] if f == "secrets" => ListKind::Map("name"),
+        _ => ListKind::Atomic,
+    }
+}
+
+/// Structs owned whole (`+structType=atomic`): object references.
+fn atomic_struct(path: &[String]) -> bool {
+    matches!(
+        path,
+        [f] if f == "roleRef" || f == "involvedObject" || f == "regarding" || f == "related"
+    )
+}
 
 /// Metadata fields the server owns; never part of any manager's set.
 const SERVER_METADATA: &[&str] = &[
@@ -32,49 +67,129 @@ fn ignored(path: &[String], ignore_status: bool) -> bool {
     }
 }
 
-/// The set of leaf paths of an object (scalars, lists and empty objects), minus server fields.
-pub fn leaves(obj: &Value, ignore_status: bool) -> BTreeSet<FieldPath> {
-    fn walk(v: &Value, path: &mut FieldPath, out: &mut BTreeSet<FieldPath>, ignore_status: bool) {
-        if ignored(path, ignore_status) {
-            return;
+/// The FieldsV1 key of one item of a set or keyed list.
+fn item_key(list: ListKind, v: &Value) -> Option<String> {
+    match list {
+        ListKind::Set => Some(format!("v:{v}")),
+        ListKind::Map(key) => Some(format!("k:{}", json!({key: v.get(key)?}))),
+        ListKind::Atomic => None,
+    }
+}
+
+/// Walks the owned fields of an object: `leaf` for every leaf (scalars, atomic lists and
+/// structs, empty objects, items of sets and keyed lists), `container` for every object or
+/// non-atomic list that holds owned fields.
+fn walk(
+    v: &Value,
+    path: &mut FieldPath,
+    ignore_status: bool,
+    on: &mut dyn FnMut(&FieldPath, bool),
+) {
+    if ignored(path, ignore_status) {
+        return;
+    }
+    match v {
+        Value::Object(m) if (!m.is_empty() && !atomic_struct(path)) || path.is_empty() => {
+            if !path.is_empty() {
+                on(path, false);
+            }
+            for (k, child) in m {
+                path.push(k.clone());
+                walk(child, path, ignore_status, on);
+                path.pop();
+            }
         }
-        match v {
-            Value::Object(m) if !m.is_empty() || path.is_empty() => {
-                for (k, child) in m {
-                    path.push(k.clone());
-                    walk(child, path, out, ignore_status);
+        Value::Array(items) if !items.is_empty() && list_kind(path) != ListKind::Atomic => {
+            on(path, false);
+            let list = list_kind(path);
+            for i in items {
+                if let Some(key) = item_key(list, i) {
+                    path.push(item(&key));
+                    on(path, true);
                     path.pop();
                 }
             }
-            _ => {
-                out.insert(path.clone());
-            }
         }
+        _ => on(path, true),
     }
+}
+
+/// The set of leaf paths of an object, minus server fields.
+pub fn leaves(obj: &Value, ignore_status: bool) -> BTreeSet<FieldPath> {
     let mut out = BTreeSet::new();
-    walk(obj, &mut Vec::new(), &mut out, ignore_status);
+    walk(obj, &mut Vec::new(), ignore_status, &mut |p, leaf| {
+        if leaf {
+            out.insert(p.clone());
+        }
+    });
     out
 }
 
-/// The value at a path, if every step is an object key.
-pub fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
-    path.iter().try_fold(obj, |v, k| v.as_object()?.get(k))
+/// The paths of the objects and non-atomic lists that hold owned fields.
+fn containers(obj: &Value, ignore_status: bool) -> BTreeSet<FieldPath> {
+    let mut out = BTreeSet::new();
+    walk(obj, &mut Vec::new(), ignore_status, &mut |p, leaf| {
+        if !leaf {
+            out.insert(p.clone());
+        }
+    });
+    out
 }
 
-/// Removes the field at a path (no-op when absent).
+/// The item of `list` a FieldsV1 item key names.
+fn find_item(list: &[Value], key: &str) -> Option<usize> {
+    if let Some(v) = key.strip_prefix("v:") {
+        let want: Value = serde_json::from_str(v).ok()?;
+        return list.iter().position(|i| *i == want);
+    }
+    let want: Map<String, Value> = serde_json::from_str(key.strip_prefix("k:")?).ok()?;
+    list.iter()
+        .position(|i| want.iter().all(|(k, v)| i.get(k) == Some(v)))
+}
+
+/// The value at a path.
+pub fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter()
+        .try_fold(obj, |v, k| match k.strip_prefix(ITEM) {
+            Some(key) => {
+                let list = v.as_array()?;
+                list.get(find_item(list, key)?)
+            }
+            None => v.as_object()?.get(k),
+        })
+}
+
+/// Removes the field (or list item) at a path (no-op when absent).
 pub fn remove_at(obj: &mut Value, path: &[String]) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
     let mut cur = obj;
     for k in parents {
-        match cur.as_object_mut().and_then(|m| m.get_mut(k)) {
+        let next = match k.strip_prefix(ITEM) {
+            Some(key) => cur
+                .as_array_mut()
+                .and_then(|l| find_item(l, key).map(move |i| &mut l[i])),
+            None => cur.as_object_mut().and_then(|m| m.get_mut(k)),
+        };
+        match next {
             Some(next) => cur = next,
             None => return,
         }
     }
-    if let Some(m) = cur.as_object_mut() {
-        m.remove(last);
+    match last.strip_prefix(ITEM) {
+        Some(key) => {
+            if let Some(l) = cur.as_array_mut()
+                && let Some(i) = find_item(l, key)
+            {
+                l.remove(i);
+            }
+        }
+        None => {
+            if let Some(m) = cur.as_object_mut() {
+                m.remove(last);
+            }
+        }
     }
 }
 
@@ -83,15 +198,22 @@ pub fn overlaps(a: &[String], b: &[String]) -> bool {
     a.starts_with(b) || b.starts_with(a)
 }
 
-/// Encodes a set in FieldsV1 form: nested `"f:<key>"` objects, `{}` for owned leaves, and
-/// `".": {}` where an owned path also has owned children.
+fn fields_v1_key(k: &str) -> String {
+    match k.strip_prefix(ITEM) {
+        Some(item) => item.to_string(),
+        None => format!("f:{k}"),
+    }
+}
+
+/// Encodes a set in FieldsV1 form: nested `"f:<key>"` (or item) objects, `{}` for owned
+/// leaves, and `".": {}` where an owned path also has owned children.
 pub fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
     let mut root = Map::new();
     for path in set {
         let mut node = &mut root;
         for k in path {
             node = node
-                .entry(format!("f:{k}"))
+                .entry(fields_v1_key(k))
                 .or_insert_with(|| json!({}))
                 .as_object_mut()
                 .expect("fieldsV1 nodes are objects");
@@ -102,7 +224,7 @@ pub fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
         let mut node = &mut root;
         for k in path {
             node = node
-                .get_mut(&format!("f:{k}"))
+                .get_mut(&fields_v1_key(k))
                 .and_then(Value::as_object_mut)
                 .expect("inserted above");
         }
@@ -110,23 +232,37 @@ pub fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
             node.insert(".".into(), json!({}));
         }
     }
+    sort_fields_v1(&mut root);
     Value::Object(root)
 }
 
-/// Decodes FieldsV1 (keys other than `f:` — list element keys — mark their list as owned).
+/// FieldsV1 keys in Kubernetes' order: ".", then fields and items by their encoded key.
+fn sort_fields_v1(node: &mut Map<String, Value>) {
+    let mut entries: Vec<(String, Value)> = std::mem::take(node).into_iter().collect();
+    entries.sort_by(|(a, _), (b, _)| (a != ".", a).cmp(&(b != ".", b)));
+    for (k, mut v) in entries {
+        if let Some(m) = v.as_object_mut() {
+            sort_fields_v1(m);
+        }
+        node.insert(k, v);
+    }
+}
+
+/// Decodes FieldsV1.
 pub fn from_fields_v1(v: &Value) -> BTreeSet<FieldPath> {
     fn walk(node: &Map<String, Value>, path: &mut FieldPath, out: &mut BTreeSet<FieldPath>) {
         if (node.is_empty() || node.contains_key(".")) && !path.is_empty() {
             out.insert(path.clone());
         }
         for (k, child) in node {
-            if let Some(field) = k.strip_prefix("f:") {
-                path.push(field.to_string());
-                walk(child.as_object().unwrap_or(&Map::new()), path, out);
-                path.pop();
-            } else if k != "." && !path.is_empty() {
-                out.insert(path.clone());
-            }
+            let element = match k.strip_prefix("f:") {
+                Some(field) => field.to_string(),
+                None if k == "." => continue,
+                None => item(k),
+            };
+            path.push(element);
+            walk(child.as_object().unwrap_or(&Map::new()), path, out);
+            path.pop();
         }
     }
     let mut out = BTreeSet::new();
@@ -190,8 +326,10 @@ pub fn write_managed(obj: &mut Value, entries: &[ManagedEntry]) {
     }
 }
 
-/// Records a non-apply write by `manager`: it takes the fields whose values changed (others lose
-/// them), and fields that disappeared are dropped from every set.
+/// Records a non-apply write by `manager`, as Kubernetes compares the old and new objects: the
+/// manager takes every leaf whose value changed and every object or keyed list that appeared
+/// (FieldsV1 marks those with "."); the others lose the changed leaves; what disappeared
+/// leaves every set. `old` is None for a create (the typed empty object: just `metadata`).
 pub fn record_update(
     old: Option<&Value>,
     new: &mut Value,
@@ -199,22 +337,42 @@ pub fn record_update(
     api_version: &str,
     ignore_status: bool,
 ) {
+    // The typed empty object: its structs are there (`metadata`, and `spec`, an Event's
+    // `source`... when the kind has them), so they are never "added".
+    let empty = json!({"metadata": {}, "spec": {}, "source": {}, "deprecatedSource": {}});
     let mut entries = old.map(read_managed).unwrap_or_default();
+    let old = old.unwrap_or(&empty);
     let new_leaves = leaves(new, ignore_status);
-    let old_leaves = old.map(|o| leaves(o, ignore_status)).unwrap_or_default();
-    let changed: BTreeSet<FieldPath> = new_leaves
+    let old_leaves = leaves(old, ignore_status);
+    let new_containers = containers(new, ignore_status);
+    let mut old_containers = containers(old, ignore_status);
+    // An empty object was there already: filling it adds its keys, not the object.
+    old_containers.extend(
+        old_leaves
+            .iter()
+            .filter(|p| value_at(old, p).is_some_and(|v| v.as_object().is_some_and(Map::is_empty)))
+            .cloned(),
+    );
+    let mut changed: BTreeSet<FieldPath> = new_leaves
         .iter()
-        .filter(|p| old.and_then(|o| value_at(o, p)) != value_at(new, p))
+        .filter(|p| value_at(old, p) != value_at(new, p))
         .cloned()
         .collect();
-    let removed: Vec<&FieldPath> = old_leaves.difference(&new_leaves).collect();
+    changed.extend(new_containers.difference(&old_containers).cloned());
+    let still_there = |p: &FieldPath| new_leaves.contains(p) || new_containers.contains(p);
+    let removed: BTreeSet<FieldPath> = old_leaves
+        .iter()
+        .chain(old_containers.iter())
+        .filter(|p| !still_there(p))
+        .cloned()
+        .collect();
     if changed.is_empty() && removed.is_empty() {
         write_managed(new, &entries);
         return;
     }
     for e in &mut entries {
         e.fields
-            .retain(|p| !changed.contains(p) && !removed.iter().any(|r| overlaps(p, r)));
+            .retain(|p| !changed.contains(p) && !removed.contains(p));
     }
     let now = crate::meta::now_rfc3339();
     match entries
@@ -223,6 +381,7 @@ pub fn record_update(
     {
         Some(e) => {
             e.fields.extend(changed);
+            e.fields.retain(|p| !removed.contains(p));
             e.time = now;
             e.api_version = api_version.to_string();
         }
@@ -289,14 +448,44 @@ mod tests {
         b["data"].as_object_mut().unwrap().remove("j");
         record_update(Some(&a), &mut b, "bob", "v1", false);
         let m = read_managed(&b);
-        // alice lost both of her fields (one changed, one removed), so her entry is gone.
-        assert_eq!(m.len(), 1);
+        // alice lost both of her data keys (one changed, one removed) and keeps the map she
+        // created; bob has only the key he changed.
+        assert_eq!(m.len(), 2);
+        let alice = m.iter().find(|e| e.manager == "alice").unwrap();
+        assert_eq!(
+            alice.fields.iter().cloned().collect::<Vec<_>>(),
+            vec![p(&["data"])]
+        );
         let bob = m.iter().find(|e| e.manager == "bob").unwrap();
         assert_eq!(
             bob.fields.iter().cloned().collect::<Vec<_>>(),
             vec![p(&["data", "k"])]
         );
         assert!(m.iter().all(|e| !e.fields.contains(&p(&["data", "j"]))));
+    }
+
+    #[test]
+    fn sets_keyed_lists_and_atomic_structs() {
+        let mut o = json!({"metadata": {"finalizers": ["a/b"],
+            "ownerReferences": [{"uid": "u1", "name": "x"}]},
+            "roleRef": {"kind": "Role", "name": "r"}, "secrets": [{"name": "s"}]});
+        record_update(None, &mut o, "m", "v1", false);
+        assert_eq!(
+            o["metadata"]["managedFields"][0]["fieldsV1"],
+            json!({"f:metadata": {
+                    "f:finalizers": {".": {}, "v:\"a/b\"": {}},
+                    "f:ownerReferences": {".": {}, "k:{\"uid\":\"u1\"}": {}}},
+                "f:roleRef": {},
+                "f:secrets": {".": {}, "k:{\"name\":\"s\"}": {}}})
+        );
+        let set = from_fields_v1(&o["metadata"]["managedFields"][0]["fieldsV1"]);
+        let finalizer = set
+            .iter()
+            .find(|p| p.len() == 3 && p[1] == "finalizers")
+            .unwrap();
+        assert_eq!(value_at(&o, finalizer), Some(&json!("a/b")));
+        remove_at(&mut o, finalizer);
+        assert_eq!(o["metadata"]["finalizers"], json!([]));
     }
 
     #[test]

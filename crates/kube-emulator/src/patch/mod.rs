@@ -53,11 +53,19 @@ fn list_merge(resource: &str, path: &[&str]) -> Option<ListMerge> {
     }
 }
 
+/// Why a JSON patch failed: its body is not a list of operations (400), or an operation does
+/// not apply (422).
+#[derive(Debug, PartialEq, Eq)]
+pub enum JsonPatchError {
+    Undecodable(String),
+    Failed(String),
+}
+
 /// Applies an RFC 6902 JSON patch.
-pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), String> {
-    let ops: json_patch::Patch =
-        serde_json::from_value(patch.clone()).map_err(|e| format!("invalid JSON patch: {e}"))?;
-    json_patch::patch(target, &ops).map_err(|e| e.to_string())
+pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), JsonPatchError> {
+    let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+        .map_err(|e| JsonPatchError::Undecodable(format!("invalid JSON patch: {e}")))?;
+    json_patch::patch(target, &ops).map_err(|e| JsonPatchError::Failed(e.to_string()))
 }
 
 /// Applies an RFC 7386 JSON merge patch.
@@ -141,7 +149,13 @@ fn merge_map<'a>(
         match (target.get_mut(key), value) {
             (Some(Value::Object(t)), Value::Object(p)) => merge_map(resource, path, t, p)?,
             (Some(Value::Array(t)), Value::Array(p)) => match list_merge(resource, path) {
-                Some(strategy) => merge_list(resource, path, t, p, strategy)?,
+                Some(strategy) => {
+                    let order = patch
+                        .get(&format!("$setElementOrder/{key}"))
+                        .and_then(Value::as_array)
+                        .map(Vec::as_slice);
+                    merge_list(resource, path, t, p, strategy, order)?
+                }
                 None => *t = p.iter().map(strip_directives).collect(),
             },
             (_, Value::Object(p)) => {
@@ -159,6 +173,59 @@ fn merge_map<'a>(
 }
 
 fn merge_list<'a>(
+    resource: &str,
+    path: &mut Vec<&'a str>,
+    target: &mut Vec<Value>,
+    patch: &'a [Value],
+    strategy: ListMerge,
+    order: Option<&[Value]>,
+) -> Result<(), String> {
+    let original = target.clone();
+    merge_items(resource, path, target, patch, strategy)?;
+    let identity = |v: &Value| -> Value {
+        match strategy {
+            ListMerge::Primitive => v.clone(),
+            ListMerge::Key(k) => v.get(k).cloned().unwrap_or(Value::Null),
+        }
+    };
+    let order: Vec<Value> = order.unwrap_or(patch).iter().map(identity).collect();
+    let server: Vec<Value> = original.iter().map(identity).collect();
+    let (mut from_patch, server_only): (Vec<Value>, Vec<Value>) =
+        target.drain(..).partition(|v| order.contains(&identity(v)));
+    from_patch.sort_by_key(|v| order.iter().position(|o| *o == identity(v)));
+    *target = merge_sorted(server_only, from_patch, |v| {
+        server.iter().position(|s| *s == identity(v))
+    });
+    Ok(())
+}
+
+/// Kubernetes' order for a merged list (strategic merge patch's `mergeSortedSlice`): the
+/// patch's items keep the patch's order, the items only the server had keep theirs, and a
+/// server item goes before a patch item when the server had both in that order.
+fn merge_sorted(
+    left: Vec<Value>,
+    right: Vec<Value>,
+    server_index: impl Fn(&Value) -> Option<usize>,
+) -> Vec<Value> {
+    let mut out = Vec::with_capacity(left.len() + right.len());
+    let (mut left, mut right) = (left.into_iter().peekable(), right.into_iter().peekable());
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (Some(l), Some(r)) => matches!(
+                (server_index(l), server_index(r)),
+                (Some(li), Some(ri)) if li < ri
+            ),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return out,
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        out.extend(next);
+    }
+}
+
+/// Merges the patch's items into the list (order is settled by the caller).
+fn merge_items<'a>(
     resource: &str,
     path: &mut Vec<&'a str>,
     target: &mut Vec<Value>,
@@ -246,7 +313,10 @@ mod tests {
             )
             .is_err()
         );
-        assert!(json_patch(&mut o, &json!({"op": "add"})).is_err());
+        assert!(matches!(
+            json_patch(&mut o, &json!({"op": "add"})),
+            Err(JsonPatchError::Undecodable(_))
+        ));
     }
 
     #[test]
@@ -263,7 +333,8 @@ mod tests {
             "imagePullSecrets": [{"name": "p2"}]
         });
         strategic_merge("serviceaccounts", &mut sa, &patch).unwrap();
-        assert_eq!(sa["metadata"]["finalizers"], json!(["a", "b"]));
+        // The patch's new items first, then what only the server had (no $setElementOrder).
+        assert_eq!(sa["metadata"]["finalizers"], json!(["b", "a"]));
         assert_eq!(sa["metadata"]["labels"], json!({"y": "2"}));
         assert_eq!(sa["secrets"], json!([{"name": "s1"}, {"name": "s2"}]));
         assert_eq!(sa["imagePullSecrets"], json!([{"name": "p2"}]));

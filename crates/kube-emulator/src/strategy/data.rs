@@ -26,13 +26,26 @@ pub(super) fn prepare_data(obj: &mut Value, secret: bool) -> Result<(), ApiError
         }
     }
     let binary_fields: &[&str] = if secret { &["data"] } else { &["binaryData"] };
+    let kind = if secret { "Secret" } else { "ConfigMap" };
     for field in binary_fields {
         if let Some(map) = obj.get(*field).and_then(Value::as_object) {
-            for (k, v) in map {
-                let ok = v.as_str().is_some_and(|s| b64.decode(s).is_ok());
-                if !ok {
+            for v in map.values() {
+                let Some(text) = v.as_str() else {
                     return Err(ApiError::bad_request(format!(
-                        "illegal base64 data in {field}[{k}]: values must be base64-encoded strings"
+                        "{kind} in version \"v1\" cannot be handled as a {kind}: \
+                         values of {field} must be base64-encoded strings"
+                    )));
+                };
+                if let Err(e) = b64.decode(text) {
+                    // Go's decoder names the offset of the first byte it cannot use.
+                    let at = match e {
+                        base64::DecodeError::InvalidByte(at, _)
+                        | base64::DecodeError::InvalidLastSymbol(at, _) => at,
+                        _ => text.len(),
+                    };
+                    return Err(ApiError::bad_request(format!(
+                        "{kind} in version \"v1\" cannot be handled as a {kind}: \
+                         illegal base64 data at input byte {at}"
                     )));
                 }
             }

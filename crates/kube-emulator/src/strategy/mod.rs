@@ -6,7 +6,7 @@ mod data;
 mod events;
 mod rbac;
 
-pub use events::{from_storage, to_storage};
+pub use events::{create_errors as event_create_errors, from_storage, to_storage};
 
 use serde_json::{Value, json};
 
@@ -27,6 +27,28 @@ fn invalid(kind: &Kind, obj: &Value, errors: Vec<FieldError>) -> Result<(), ApiE
     } else {
         Err(ApiError::invalid(kind, meta::name(obj), &errors))
     }
+}
+
+/// What decoding a request body does before anything else sees it (Kubernetes' conversion and
+/// defaulting functions): a Namespace's name label, a Secret's `stringData` folded into `data`
+/// and its default type. The field manager records these as the writer's fields.
+pub fn decode_defaults(kind: &Kind, obj: &mut Value) -> Result<(), ApiError> {
+    match kind.plural {
+        "namespaces" => set_namespace_name_label(obj),
+        "secrets" => {
+            prepare_data(obj, true)?;
+            if obj
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+            {
+                obj["type"] = json!("Opaque");
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Defaults and validates a new object of `kind` (already in storage form).
@@ -51,6 +73,7 @@ pub fn prepare_create(kind: &Kind, obj: &mut Value) -> Result<(), ApiError> {
                 obj["type"] = json!("Opaque");
             }
             let mut errors = data_key_errors(obj);
+            errors.extend(secret_type_errors(obj));
             if obj["type"] == SA_TOKEN_TYPE
                 && meta::annotation(obj, SA_NAME_ANNOTATION).is_none_or(str::is_empty)
             {
@@ -70,8 +93,56 @@ pub fn prepare_create(kind: &Kind, obj: &mut Value) -> Result<(), ApiError> {
             default_subjects(obj);
             invalid(kind, obj, binding_errors(obj, kind.namespaced))
         }
+        "leases" => invalid(kind, obj, lease_errors(obj)),
         _ => Ok(()),
     }
+}
+
+/// The keys each built-in Secret type requires (Kubernetes' ValidateSecret).
+fn secret_type_errors(obj: &Value) -> Vec<FieldError> {
+    let has = |k: &str| obj.get("data").and_then(|d| d.get(k)).is_some();
+    let required = |k: &str| FieldError::required(&format!("data[{k}]"), "");
+    match obj["type"].as_str().unwrap_or("") {
+        // Either one will do; neither is both missing.
+        "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
+            vec![required("username"), required("password")]
+        }
+        "kubernetes.io/ssh-auth" if !has("ssh-privatekey") => vec![required("ssh-privatekey")],
+        "kubernetes.io/tls" => ["tls.crt", "tls.key"]
+            .into_iter()
+            .filter(|k| !has(k))
+            .map(required)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A Lease's durations and counters must be positive (Kubernetes' ValidateLeaseSpec).
+fn lease_errors(obj: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if let Some(d) = obj
+        .pointer("/spec/leaseDurationSeconds")
+        .and_then(Value::as_i64)
+        && d <= 0
+    {
+        errors.push(FieldError::invalid_shown(
+            "spec.leaseDurationSeconds",
+            &d.to_string(),
+            "must be greater than 0",
+        ));
+    }
+    if let Some(t) = obj
+        .pointer("/spec/leaseTransitions")
+        .and_then(Value::as_i64)
+        && t < 0
+    {
+        errors.push(FieldError::invalid_shown(
+            "spec.leaseTransitions",
+            &t.to_string(),
+            "must be greater than or equal to 0",
+        ));
+    }
+    errors
 }
 
 /// Carries server-owned fields over and checks immutable ones for an update of `kind`.
@@ -101,6 +172,7 @@ pub fn prepare_update(kind: &Kind, old: &Value, new: &mut Value) -> Result<(), A
                         "field is immutable",
                     ));
                 }
+                errors.extend(secret_type_errors(new));
             }
             if old["immutable"] == json!(true) {
                 if new["immutable"] != json!(true) {
@@ -124,13 +196,21 @@ pub fn prepare_update(kind: &Kind, old: &Value, new: &mut Value) -> Result<(), A
             default_subjects(new);
             errors.extend(binding_errors(new, kind.namespaced));
             if new.get("roleRef") != old.get("roleRef") {
-                errors.push(FieldError::invalid(
+                // Printed as Go prints the RoleRef struct.
+                let r = &new["roleRef"];
+                let shown = serde_json::json!({
+                    "APIGroup": r["apiGroup"].as_str().unwrap_or(""),
+                    "Kind": r["kind"].as_str().unwrap_or(""),
+                    "Name": r["name"].as_str().unwrap_or(""),
+                });
+                errors.push(FieldError::invalid_shown(
                     "roleRef",
-                    &new.get("roleRef").map(Value::to_string).unwrap_or_default(),
-                    "cannot change roleRef",
+                    &shown.to_string(),
+                    "field is immutable",
                 ));
             }
         }
+        "leases" => errors.extend(lease_errors(new)),
         _ => {}
     }
     invalid(kind, new, errors)
@@ -157,8 +237,13 @@ pub fn normalize(obj: &mut Value) {
     if let Some(md) = map.get_mut("metadata").and_then(Value::as_object_mut) {
         md.retain(|_, v| !is_empty(v));
     }
+    // Role rules are not omitempty: an empty list is stored as none, and served as null.
+    if let Some(rules) = map.get_mut("rules")
+        && rules.as_array().is_some_and(Vec::is_empty)
+    {
+        *rules = Value::Null;
+    }
     map.retain(|k, v| {
-        // Role rules are not omitempty: Kubernetes serves `"rules": null`.
         let null = v.is_null() && k != "rules";
         let omitted = OMITTED_WHEN_EMPTY.contains(&k.as_str()) && is_empty(v);
         !(null || omitted)

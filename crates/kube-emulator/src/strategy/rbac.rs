@@ -21,16 +21,13 @@ pub(super) fn rule_errors(obj: &Value, namespaced: bool) -> Vec<FieldError> {
     for (i, rule) in rules.iter().enumerate() {
         let at = |f: &str| format!("rules[{i}].{f}");
         if str_list(&rule["verbs"]).is_empty() {
-            errors.push(FieldError::required(
-                &at("verbs"),
-                "verbs must contain at least one value",
-            ));
+            errors.push(FieldError::required(&at("verbs"), ""));
         }
         let urls = str_list(&rule["nonResourceURLs"]);
         if !urls.is_empty() {
             let shown = format!("{urls:?}");
             if namespaced {
-                errors.push(FieldError::invalid(
+                errors.push(FieldError::invalid_shown(
                     &at("nonResourceURLs"),
                     &shown,
                     "namespaced rules cannot apply to non-resource URLs",
@@ -38,7 +35,7 @@ pub(super) fn rule_errors(obj: &Value, namespaced: bool) -> Vec<FieldError> {
             }
             if !str_list(&rule["apiGroups"]).is_empty() || !str_list(&rule["resources"]).is_empty()
             {
-                errors.push(FieldError::invalid(
+                errors.push(FieldError::invalid_shown(
                     &at("nonResourceURLs"),
                     &shown,
                     "rules cannot apply to both regular resources and non-resource URLs",

@@ -79,7 +79,7 @@ fn rbac_rules_and_bindings_are_validated() {
         prepare_update(crb, &b, &mut changed)
             .unwrap_err()
             .message
-            .contains("cannot change roleRef")
+            .contains("roleRef: Invalid value: {\"APIGroup\"")
     );
     let mut no_ns = json!({"metadata": {"name": "b"}, "roleRef": b["roleRef"], "subjects": [{"kind": "ServiceAccount", "name": "sa"}]});
     assert!(

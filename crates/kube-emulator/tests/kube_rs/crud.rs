@@ -500,7 +500,8 @@ async fn strategic_merge_and_json_patches() {
         .into_iter()
         .filter_map(|s| s.name)
         .collect();
-    assert_eq!(names, ["one", "two"], "secrets merge by name");
+    // Merged by name, in Kubernetes' order: the patch's items first, then the server's others.
+    assert_eq!(names, ["two", "one"], "secrets merge by name");
 
     // kube-rs sends JSON patches only with its `jsonpatch` feature: send it raw.
     let body = json!([

@@ -125,7 +125,8 @@ async fn pagination_with_continue_tokens() {
         seen.extend(page.items.into_iter().filter_map(|c| c.metadata.name));
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => {
-                assert_eq!(remaining, Some(25 - seen.len() as i64));
+                // Kubernetes counts what remains only for lists no selector filters.
+                assert_eq!(remaining, None);
                 params = params.continue_token(&token);
             }
             None => break,

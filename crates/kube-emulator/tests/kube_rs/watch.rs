@@ -110,7 +110,8 @@ async fn selector_watches_see_objects_enter_and_leave() {
 async fn bookmarks_and_timeouts() {
     let emu = emulator().await;
     let cms = Api::<ConfigMap>::namespaced(emu.client(), "default");
-    let params = WatchParams::default().timeout(1);
+    // Long enough for the bookmark the apiserver sends 2 s before a watch times out.
+    let params = WatchParams::default().timeout(3);
     let started = std::time::Instant::now();
     let events: Vec<_> = cms
         .watch(&params, "0")

@@ -138,6 +138,76 @@ pub fn rules_for(
     (rules, errors)
 }
 
+/// Why RBAC allows `attrs` for `user`, worded as kube-apiserver's RBAC authorizer words it in
+/// an access review: the first binding (ClusterRoleBindings, then the namespace's
+/// RoleBindings) whose role has a rule that allows the request, e.g.
+/// `RBAC: allowed by RoleBinding "b/ns" of Role "r" to ServiceAccount "sa/ns"`.
+pub fn allowed_by(
+    user: &UserInfo,
+    attrs: &super::Attributes,
+    lookup: &dyn ObjectLookup,
+) -> Option<String> {
+    let scopes = [
+        (
+            "ClusterRoleBinding",
+            lookup.list("clusterrolebindings", None),
+            "",
+        ),
+        (
+            "RoleBinding",
+            if attrs.namespace.is_empty() {
+                Vec::new()
+            } else {
+                lookup.list("rolebindings", Some(&attrs.namespace))
+            },
+            attrs.namespace.as_str(),
+        ),
+    ];
+    for (binding_kind, bindings, namespace) in scopes {
+        for binding in bindings {
+            let (role_ref, subjects) = binding_parts(&binding);
+            let Some(subject) = subjects
+                .iter()
+                .find(|s| applies_to_user(user, s, namespace))
+            else {
+                continue;
+            };
+            let Ok(rules) = role_reference_rules(&role_ref, namespace, lookup, Wording::Authorizer)
+            else {
+                continue;
+            };
+            if !rules.iter().any(|r| super::rules::allows(r, attrs)) {
+                continue;
+            }
+            let with_namespace = |name: &str, ns: &str| {
+                if ns.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{name}/{ns}")
+                }
+            };
+            let name = binding
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let subject_ns = if subject.kind == "ServiceAccount" && subject.namespace.is_empty() {
+                namespace
+            } else {
+                subject.namespace.as_str()
+            };
+            return Some(format!(
+                "RBAC: allowed by {binding_kind} {:?} of {} {:?} to {} {:?}",
+                with_namespace(name, namespace),
+                role_ref.kind,
+                role_ref.name,
+                subject.kind,
+                with_namespace(&subject.name, subject_ns),
+            ));
+        }
+    }
+    None
+}
+
 /// Go's `utilerrors.NewAggregate(errs).Error()`: one error as is, several as `[a, b]`.
 pub fn aggregate(errors: &[String]) -> String {
     match errors {
@@ -206,6 +276,36 @@ mod tests {
             role_reference_rules(&role_ref, "ns", &lookup, Wording::Registry),
             Err(r#"roles.rbac.authorization.k8s.io "gone" not found"#.into())
         );
+    }
+
+    #[test]
+    fn access_reviews_name_the_binding_that_allows() {
+        let mut lookup = MemoryLookup::default();
+        lookup.put(
+            "roles",
+            json!({"metadata": {"name": "r", "namespace": "a"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+        );
+        lookup.put(
+            "rolebindings",
+            json!({"metadata": {"name": "b", "namespace": "a"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+            "subjects": [{"kind": "ServiceAccount", "name": "sa", "namespace": "a"}]}),
+        );
+        let user = service_account_user("a", "sa", "u");
+        let mut attrs = crate::auth::rbac::Attributes {
+            verb: "get".into(),
+            resource: "configmaps".into(),
+            namespace: "a".into(),
+            resource_request: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            allowed_by(&user, &attrs, &lookup).as_deref(),
+            Some(r#"RBAC: allowed by RoleBinding "b/a" of Role "r" to ServiceAccount "sa/a""#)
+        );
+        attrs.verb = "delete".into();
+        assert_eq!(allowed_by(&user, &attrs, &lookup), None);
     }
 
     #[test]
