@@ -7,7 +7,7 @@
 #   .tools/bin/etcd, kube-apiserver, kube-controller-manager
 #                      a real Kubernetes control plane, built from the Go modules pinned in
 #                      scripts/go-tools/kubernetes (k8s.io/kubernetes v1.37.2, etcd v3.7.3)
-#   .tools/bin/vault   HashiCorp Vault v1.21.4, built from the Go module pinned in
+#   .tools/bin/vault   HashiCorp Vault v1.21.1, built from the Go module pinned in
 #                      scripts/go-tools/vault; used only as a test server (`vault server -dev`)
 #
 # Needs Python 3 (with venv), Go and access to PyPI and the Go module proxy. The Go builds are

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::desired::{DesiredServiceAccounts, ServiceAccountRef};
-use crate::roles::{FieldChange, RoleSet, diff_role, normalize_vault_role};
+use crate::roles::{FieldChange, RoleSet, role_changes};
 use crate::secret::Secret;
 
 /// What sits at the auth mount path.
@@ -349,12 +349,7 @@ fn plan_roles(plan: &mut Plan, roles: &RoleSet, observed: &Observed) {
                 body: spec.body.clone(),
             },
             (Some(spec), Some(actual)) => {
-                // Only what the body holds is compared: a parameter the server does not
-                // accept is left out of it (see `RoleSet::for_server`), and Vault has no
-                // value for it either.
-                let mut actual = normalize_vault_role(actual);
-                actual.retain(|field, _| spec.body.contains_key(field));
-                let changes = diff_role(&spec.body, &actual);
+                let changes = role_changes(&spec.body, actual);
                 if changes.is_empty() {
                     continue;
                 }

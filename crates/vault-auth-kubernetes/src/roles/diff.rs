@@ -37,6 +37,19 @@ pub fn diff_role(
         .collect()
 }
 
+/// What differs between a body the controller would write and a role as Vault returns it:
+/// the answer normalised ([`super::normalize_vault_role`]) and compared on the parameters the
+/// body holds (a parameter the server does not accept is in neither, see
+/// [`super::RoleSet::for_server`]). Empty: the role is as desired and is not rewritten.
+pub fn role_changes(
+    desired: &Map<String, Value>,
+    vault_answer: &Map<String, Value>,
+) -> Vec<FieldChange> {
+    let mut actual = super::normalize_vault_role(vault_answer);
+    actual.retain(|field, _| desired.contains_key(field));
+    diff_role(desired, &actual)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,7 @@ mod test_util {
     }
 }
 
-pub use diff::{FieldChange, diff_role};
+pub use diff::{FieldChange, diff_role, role_changes};
 pub use name::glob_match;
 pub use normalize::normalize_vault_role;
 pub use server::ServerParams;

@@ -180,9 +180,10 @@ fn parse_token_type(value: &Value) -> Result<&'static str, String> {
         "" | "default" => Ok("default"),
         "service" => Ok("service"),
         "batch" => Ok("batch"),
+        // Valid for a mount's tuning, not for a role: both OpenBao and HashiCorp Vault refuse it.
         "default-service" | "default-batch" => Err(format!(
-            "{s:?} is accepted by HashiCorp Vault but not by OpenBao: use \"default\", \
-             \"service\" or \"batch\""
+            "{s:?} is a mount's token type, not a role's: use \"default\", \"service\" or \
+             \"batch\""
         )),
         _ => Err(format!(
             "expected \"default\", \"service\" or \"batch\", found {s:?}"
@@ -323,7 +324,7 @@ mod tests {
         for (input, want) in [("", "default"), ("default", "default"), ("batch", "batch")] {
             assert_eq!(ok(Kind::TokenType, json!(input)), json!(want));
         }
-        assert!(err(Kind::TokenType, json!("default-service")).contains("not by OpenBao"));
+        assert!(err(Kind::TokenType, json!("default-service")).contains("not a role's"));
         for bad in [json!("Service"), json!("foo"), json!(5)] {
             err(Kind::TokenType, bad);
         }

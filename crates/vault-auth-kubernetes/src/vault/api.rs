@@ -117,7 +117,7 @@ fn unexpected(operation: &str, message: &str) -> Error {
 
 /// The property names of the role write request in a `?help=1` answer: the OpenAPI document's
 /// `POST /role/{name}` body schema, inline or by `$ref` into `components.schemas`.
-fn role_parameters_from_help(body: &Value) -> Option<BTreeSet<String>> {
+pub fn role_parameters_from_help(body: &Value) -> Option<BTreeSet<String>> {
     let openapi = body.get("openapi")?;
     let schema = openapi
         .get("paths")?

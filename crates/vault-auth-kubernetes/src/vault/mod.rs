@@ -26,7 +26,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use api::{AuthMount, KubernetesConfig, KubernetesConfigWrite, RoleBody};
+pub use api::{
+    AuthMount, KubernetesConfig, KubernetesConfigWrite, RoleBody, role_parameters_from_help,
+};
 pub use session::TokenStatus;
 
 use self::http::{Answer, Method, Transport, VaultPath};

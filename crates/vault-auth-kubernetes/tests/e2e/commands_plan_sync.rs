@@ -13,7 +13,7 @@ use crate::support::{AUTH_PATH, Env, NAMESPACE};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams};
 use serde_json::{Value, json};
-use vault_auth_kubernetes::roles::{diff_role, normalize_vault_role};
+use vault_auth_kubernetes::roles::role_changes;
 
 fn roles() -> Vec<(&'static str, Value)> {
     let mut roles = crate::support::readme_roles();
@@ -83,10 +83,7 @@ async fn assert_vault_matches(env: &Env, plan: &Value, untouched: &[&str]) {
             continue;
         }
         let held = held.unwrap_or_else(|| panic!("role {name} not in Vault"));
-        let diff = diff_role(
-            role["body"].as_object().unwrap(),
-            &normalize_vault_role(held.as_object().unwrap()),
-        );
+        let diff = role_changes(role["body"].as_object().unwrap(), held.as_object().unwrap());
         assert!(
             diff.is_empty(),
             "role {name} differs from the plan: {diff:?}"

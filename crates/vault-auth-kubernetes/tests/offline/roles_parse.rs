@@ -55,7 +55,7 @@ fn rejected_entries_say_exactly_why() {
         ("web", with(r#""token_policies": {"a": 1}"#),
          r#"key "web": field "token_policies": expected a list of strings or a comma-separated string, found an object"#),
         ("web", with(r#""token_type": "default-service""#),
-         r#"key "web": field "token_type": "default-service" is accepted by HashiCorp Vault but not by OpenBao: use "default", "service" or "batch""#),
+         r#"key "web": field "token_type": "default-service" is a mount's token type, not a role's: use "default", "service" or "batch""#),
         ("web", with(r#""alias_name_source": "uid""#),
          r#"key "web": field "alias_name_source": expected "serviceaccount_uid" or "serviceaccount_name", found "uid""#),
         ("web", with(r#""token_bound_cidrs": ["10.0.0.0/33"]"#),

@@ -297,7 +297,7 @@ async fn writes_are_full_bodies_and_roles_come_back_raw() {
 }
 
 #[tokio::test]
-async fn a_namespace_keeps_mount_config_and_roles_inside_it() {
+async fn openbao_only_a_namespace_keeps_mount_config_and_roles_inside_it() {
     let bao = TestVault::start().await;
     bao.create_namespace("team1").await;
     let vault = readme_client(&bao, Some("team1")).await;
