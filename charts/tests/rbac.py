@@ -26,10 +26,10 @@ def atoms(group: str, resource: str, verbs: list[str], names: list[str] | None =
 CLUSTER = (
     atoms("", "namespaces", ["get", "list", "watch"])
     | atoms("", "serviceaccounts", ["list", "watch", "create", "patch", "delete"])
-    | atoms(RBAC, "clusterrolebindings", ["list", "watch", "create"])
-    | atoms(RBAC, "clusterrolebindings", ["get", "update", "delete"], REVIEWER_BINDINGS)
-    | atoms(RBAC, "clusterroles", ["list", "watch", "create"])
-    | atoms(RBAC, "clusterroles", ["delete"], [NAMESPACE_READER])
+    | atoms(RBAC, "clusterrolebindings", ["create"])
+    | atoms(RBAC, "clusterrolebindings", ["list", "watch", "update", "delete"], REVIEWER_BINDINGS)
+    | atoms(RBAC, "clusterroles", ["create"])
+    | atoms(RBAC, "clusterroles", ["list", "watch", "delete"], [NAMESPACE_READER])
     | atoms(RBAC, "clusterroles", ["bind"], ["system:auth-delegator", NAMESPACE_READER])
 )
 
@@ -48,7 +48,13 @@ LEASE = atoms("coordination.k8s.io", "leases", ["create"]) | atoms(
 
 #: Single objects the controller lists and watches with a metadata.name field selector: the only
 #: place where list/watch may carry resourceNames and still work.
-FIELD_SELECTED = {("", "configmaps", "vault-auth-roles"), ("", "secrets", "token-reviewer-token")}
+FIELD_SELECTED = {
+    ("", "configmaps", "vault-auth-roles"),
+    ("", "secrets", "token-reviewer-token"),
+    (RBAC, "clusterrolebindings", "vault-auth-token-reviewer"),
+    (RBAC, "clusterrolebindings", "vault-auth-token-reviewer-namespaces"),
+    (RBAC, "clusterroles", "vault-auth-token-reviewer-namespaces"),
+}
 
 
 def expand(rules: list[dict[str, Any]], scope: Scope, what: str) -> set[Atom]:

@@ -30,10 +30,10 @@ use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::k8s::snapshot::{ClusterSnapshot, ConfigMapState, ServiceAccountMeta, namespace_info};
 use crate::names::{
-    MANAGED_ANNOTATION, MANAGED_SELECTOR, REVIEWER_SERVICE_ACCOUNT, REVIEWER_TOKEN_SECRET,
-    ROLES_CONFIGMAP,
+    MANAGED_ANNOTATION, NAMESPACE_READER, REVIEWER_CLUSTER_ROLE_BINDING, REVIEWER_SERVICE_ACCOUNT,
+    REVIEWER_TOKEN_SECRET, ROLES_CONFIGMAP,
 };
-use crate::sync::{Syncer, VaultRead};
+use crate::sync::{PassReport, Syncer, Trigger, VaultRead};
 
 /// Quiet time after a wake-up before a pass starts, so a burst of events costs one pass.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -45,7 +45,8 @@ pub struct Stores {
     namespaces: Store<PartialObjectMeta<Namespace>>,
     service_accounts: Store<PartialObjectMeta<ServiceAccount>>,
     secrets: Store<Secret>,
-    cluster_role_bindings: Store<ClusterRoleBinding>,
+    /// One store per binding name the tool uses (a field selector names one object).
+    cluster_role_bindings: [Store<ClusterRoleBinding>; 2],
     cluster_roles: Store<ClusterRole>,
 }
 
@@ -82,9 +83,9 @@ impl Stores {
                 .map(|s| (*s).clone()),
             cluster_role_bindings: self
                 .cluster_role_bindings
-                .state()
                 .iter()
-                .map(|b| (**b).clone())
+                .flat_map(|store| store.state())
+                .map(|b| (*b).clone())
                 .collect(),
             cluster_roles: self
                 .cluster_roles
@@ -104,10 +105,9 @@ impl Stores {
             .await
             .map_err(dropped)?;
         self.secrets.wait_until_ready().await.map_err(dropped)?;
-        self.cluster_role_bindings
-            .wait_until_ready()
-            .await
-            .map_err(dropped)?;
+        for store in &self.cluster_role_bindings {
+            store.wait_until_ready().await.map_err(dropped)?;
+        }
         self.cluster_roles
             .wait_until_ready()
             .await
@@ -179,16 +179,21 @@ fn start_watches(
         |_| true,
         tasks,
     );
-    let cluster_role_bindings = reflect(
-        Api::<ClusterRoleBinding>::all(client.clone()),
-        cfg.clone().labels(MANAGED_SELECTOR),
-        w.clone(),
-        |_| true,
-        tasks,
-    );
+    // The tool's cluster-scoped objects by name, whoever made them: the plan decides whether
+    // one is the tool's (its label), the original's (adopted) or someone else's (left alone).
+    let by_name = |name: &str| cfg.clone().fields(&format!("metadata.name={name}"));
+    let cluster_role_bindings = [REVIEWER_CLUSTER_ROLE_BINDING, NAMESPACE_READER].map(|name| {
+        reflect(
+            Api::<ClusterRoleBinding>::all(client.clone()),
+            by_name(name),
+            w.clone(),
+            |_| true,
+            tasks,
+        )
+    });
     let cluster_roles = reflect(
         Api::<ClusterRole>::all(client.clone()),
-        cfg.labels(MANAGED_SELECTOR),
+        by_name(NAMESPACE_READER),
         w,
         |_| true,
         tasks,
@@ -328,6 +333,7 @@ pub async fn run(
     // The first pass and every resync read Vault in full; a pass woken by a cluster change reuses
     // what the last pass saw of Vault (see `VaultRead`).
     let mut read = VaultRead::Full;
+    let mut trigger = Trigger::Start;
     loop {
         let leading = *leader.borrow_and_update();
         health.set_leader(leading);
@@ -350,23 +356,17 @@ pub async fn run(
         }
 
         let snapshot = stores.snapshot();
-        let outcome = syncer.sync_with(&snapshot, read).await;
+        let outcome = syncer.sync_with(&snapshot, read, trigger).await;
         read = VaultRead::Cached;
+        // The pass reported itself (logs, Events, status); here only what comes next.
         let retry_in = match outcome {
             Ok(report) => {
                 remember_bound_names(&bound, &report);
                 if report.succeeded() {
                     failures = 0;
                     health.set_synced(true);
-                    info!(
-                        roles = report.plan.roles.len(),
-                        service_accounts = report.plan.service_accounts.len(),
-                        invalid_entries = report.invalid_entries,
-                        "sync pass complete"
-                    );
                     None
                 } else {
-                    error!(failures = ?report.failures, "sync pass had failures");
                     Some(PASS_RETRY.delay_for(failures + 1))
                 }
             }
@@ -376,10 +376,7 @@ pub async fn run(
                 tasks.shutdown().await;
                 return Err(e);
             }
-            Err(e) => {
-                error!(error = %e, "sync pass failed");
-                Some(PASS_RETRY.delay_for(failures + 1))
-            }
+            Err(_) => Some(PASS_RETRY.delay_for(failures + 1)),
         };
         if retry_in.is_some() {
             failures = failures.saturating_add(1);
@@ -390,13 +387,19 @@ pub async fn run(
             Some(delay) => (tokio::time::Instant::now() + delay).min(next_resync),
             None => next_resync,
         };
+        trigger = if retry_in.is_some() {
+            Trigger::Retry
+        } else {
+            Trigger::Resync
+        };
         tokio::select! {
             () = wake.notified() => {
                 debug!("woken by a cluster change");
+                trigger = Trigger::ClusterChange;
                 tokio::time::sleep(DEBOUNCE).await;
             }
             () = tokio::time::sleep_until(wait_until) => {}
-            _ = leader.changed() => {}
+            _ = leader.changed() => trigger = Trigger::Start,
             () = shutdown.cancelled() => {
                 info!("shutting down");
                 health.set_synced(false);
@@ -413,7 +416,7 @@ pub async fn run(
 }
 
 /// Remembers which ServiceAccount names the roles bind, to filter ServiceAccount events.
-fn remember_bound_names(bound: &BoundNames, report: &crate::sync::SyncReport) {
+fn remember_bound_names(bound: &BoundNames, report: &PassReport) {
     if let Ok(mut names) = bound.write() {
         names.clear();
         names.extend(report.bound_names.iter().cloned());

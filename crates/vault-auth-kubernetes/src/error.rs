@@ -101,3 +101,29 @@ pub enum Error {
         seconds: u64,
     },
 }
+
+impl Error {
+    /// The condition a pass that failed with this error is reported under (the Event reason
+    /// and the status annotation's first word): reaching Vault or Kubernetes is a condition of
+    /// its own, distinct from what Vault or Kubernetes refused.
+    pub fn condition_reason(&self) -> &'static str {
+        match self {
+            Error::VaultTransport { .. } | Error::VaultTls { .. } => "VaultUnreachable",
+            Error::VaultStatus { status: 503, .. } => "VaultUnavailable",
+            Error::VaultStatus { operation, .. } if operation == "login" => "VaultLoginFailed",
+            Error::VaultStatus { .. } | Error::VaultResponse { .. } => "VaultRequestFailed",
+            Error::VaultMountMissing { .. } => "VaultMountMissing",
+            Error::Kube { source, .. } if is_unreachable(source) => "KubernetesUnreachable",
+            Error::Kube { .. } => "KubernetesRequestFailed",
+            Error::ForeignMount { .. } => "ForeignAuthMethod",
+            Error::Conflict(_) => "Conflict",
+            Error::ReviewerTokenTimeout { .. } => "ReviewerTokenMissing",
+            _ => "SyncFailed",
+        }
+    }
+}
+
+/// A Kubernetes request that got no answer (as opposed to an error Status).
+fn is_unreachable(error: &kube::Error) -> bool {
+    !matches!(error, kube::Error::Api(_))
+}

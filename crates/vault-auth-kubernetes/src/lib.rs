@@ -5,6 +5,7 @@
 //!   (pure; the same code backs the controller and the offline `validate` command).
 //! - [`desired`]: the ServiceAccounts the roles ask for, given the cluster's namespaces (pure).
 //! - [`plan`]: the difference between desired and observed state as a list of actions (pure).
+//! - [`reviewer_plan`]: what a pass does to the token reviewer's Kubernetes objects (pure).
 //! - [`vault`]: the Vault/OpenBao HTTP client and the AppRole session.
 //! - [`k8s`]: Kubernetes side: reviewer ServiceAccount and token, managed ServiceAccounts, Events.
 //! - [`names`]: the fixed names, labels and annotations shared with the original tool.
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod mount;
 pub mod names;
 pub mod plan;
+pub mod reviewer_plan;
 pub mod roles;
 pub mod secret;
 pub mod settings;

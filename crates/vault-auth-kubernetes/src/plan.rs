@@ -173,6 +173,28 @@ pub enum ServiceAccountAction {
     },
 }
 
+impl ServiceAccountAction {
+    /// The ServiceAccount it is about.
+    pub fn sa(&self) -> &ServiceAccountRef {
+        match self {
+            ServiceAccountAction::Create { sa, .. }
+            | ServiceAccountAction::SetRoles { sa, .. }
+            | ServiceAccountAction::Delete { sa } => sa,
+        }
+    }
+}
+
+impl RoleAction {
+    /// The Vault role it is about.
+    pub fn name(&self) -> &str {
+        match self {
+            RoleAction::Create { name, .. }
+            | RoleAction::Update { name, .. }
+            | RoleAction::Delete { name } => name,
+        }
+    }
+}
+
 /// Everything to do, in a deterministic order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Plan {

@@ -18,7 +18,6 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::inspect::has_managed_label;
 use super::status;
 use super::style::{Style, confirm, stdout_style};
 use crate::cli::CleanupArgs;
@@ -30,6 +29,7 @@ use crate::names::{
     ROLES_CONFIGMAP,
 };
 use crate::plan::MountState;
+use crate::reviewer_plan::has_managed_label;
 use crate::settings::Settings;
 use crate::sync::{STATUS_ANNOTATION, STATUS_MESSAGE_ANNOTATION, STATUS_TIME_ANNOTATION, Syncer};
 
@@ -124,7 +124,7 @@ pub fn inventory(
             object(Kind::ServiceAccount, ns, &sa.name, &sa.uid, ANNOTATION_MARK)
         })
         .collect();
-    // Snapshots list only labelled RBAC objects; the names narrow it to the tool's own.
+    // Snapshots hold the RBAC objects of the tool's names; only labelled ones are the tool's.
     let bindings: &[&str] = &[REVIEWER_CLUSTER_ROLE_BINDING, NAMESPACE_READER];
     let rbac = (snapshot.cluster_role_bindings.iter())
         .map(|b| (Kind::ClusterRoleBinding, &b.metadata, bindings))
@@ -385,6 +385,13 @@ pub async fn run(settings: Settings, args: &CleanupArgs) -> Result<u8> {
     syncer.ctx().vault.login().await?;
     let mount = syncer.mount_state().await?;
     let path = syncer.ctx().settings.mount.auth_path();
+    if let MountState::Foreign { kind } = &mount {
+        // Not this tool's: nothing of it may be touched, nor anything it would be undone with.
+        return Err(Error::ForeignMount {
+            path,
+            found: kind.clone(),
+        });
+    }
     let roles = if mount == MountState::Kubernetes {
         syncer.ctx().vault.list_roles(&path).await?
     } else {

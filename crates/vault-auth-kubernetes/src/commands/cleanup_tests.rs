@@ -6,9 +6,9 @@ use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::ObjectMeta;
 
 use super::*;
-use crate::commands::inspect::desired_namespace_reader_binding;
-use crate::commands::inspect::tests::{reviewer_in_place, sa};
-use crate::k8s::reviewer::{desired_reviewer_binding, managed_labels};
+use crate::reviewer_plan::desired_namespace_reader_binding;
+use crate::reviewer_plan::tests::{reviewer_in_place, sa};
+use crate::reviewer_plan::{desired_reviewer_binding, managed_labels};
 
 /// After a sync, with the user's own objects next to the tool's.
 fn cluster() -> ClusterSnapshot {

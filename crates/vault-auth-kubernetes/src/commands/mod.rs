@@ -5,7 +5,6 @@
 //!
 //! - [`manifest`]: the `vault-auth-roles` ConfigMaps of YAML manifests, with key lines.
 //! - [`validate`]: `validate FILE...`.
-//! - [`inspect`]: what a sync would do to the reviewer's Kubernetes objects, read-only.
 //! - [`plan`]: `plan`: observes like a sync, renders the plan as text or JSON.
 //! - [`sync_once`]: `sync --once`.
 //! - [`cleanup`]: `cleanup`: lists what the tool made, asks, removes.
@@ -14,7 +13,6 @@
 
 pub mod cleanup;
 pub mod help;
-pub mod inspect;
 pub mod manifest;
 pub mod plan;
 pub mod style;

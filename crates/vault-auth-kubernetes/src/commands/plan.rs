@@ -1,16 +1,15 @@
 //! `plan`: what a sync would do, found by reading the cluster and Vault exactly as a sync does,
 //! without writing anything; rendered for people (colour on a terminal) or as JSON.
 //!
-//! The one step of a sync that writes before it plans, creating the reviewer's objects, is
-//! replaced by [`plan_reviewer`], which lists them instead. When the reviewer's token does not
-//! exist yet, the plan says that the config would be written with the new token.
+//! The reviewer's objects are planned by the same pure function a sync carries out
+//! ([`plan_reviewer`]). When the reviewer's token does not exist yet, the plan says that the
+//! config would be written with the new token.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::inspect::{KubeChange, ReviewerToken, plan_reviewer, unlabelled_bindings};
 use super::status;
 use super::style::{Style, stdout_style};
 use crate::cli::{OutputFormat, PlanArgs};
@@ -19,6 +18,9 @@ use crate::error::Result;
 use crate::k8s::snapshot::ClusterSnapshot;
 use crate::names::MOUNT_MAX_LEASE_TTL;
 use crate::plan::{ConfigChange, MountState, Plan, RoleAction, ServiceAccountAction};
+use crate::reviewer_plan::{
+    Conflict, KubeChange, KubeVerb, ReviewerPlan, ReviewerToken, plan_reviewer,
+};
 use crate::roles::{FieldChange, Finding, diff_role, normalize_vault_role, parse_roles};
 use crate::secret::Secret as SecretString;
 use crate::settings::Settings;
@@ -35,6 +37,8 @@ pub struct PlanReport {
     pub invalid_entries: Vec<Finding>,
     /// Entries applied with a warning.
     pub warnings: Vec<Finding>,
+    /// Objects of the tool's names that are someone else's: a sync leaves them alone.
+    pub conflicts: Vec<Conflict>,
     /// What a sync would deliberately leave alone, and why.
     pub notes: Vec<String>,
 }
@@ -97,15 +101,21 @@ impl PlanReport {
         target: Target<'_>,
         observation: &Observation,
         mut plan: Plan,
-        reviewer: Vec<KubeChange>,
-        token: &ReviewerToken,
+        reviewer: ReviewerPlan,
     ) -> PlanReport {
-        let extra = match token {
+        let new_secret = reviewer
+            .changes
+            .iter()
+            .any(|c| c.kind == "Secret" && c.action != KubeVerb::Delete);
+        let extra = match &reviewer.token {
             ReviewerToken::Ready(_) => None,
-            ReviewerToken::New => Some("the reviewer's token Secret is new: Vault gets its token"),
+            ReviewerToken::Pending if new_secret => {
+                Some("the reviewer's token Secret is new: Vault gets its token")
+            }
             ReviewerToken::Pending => Some(
                 "the reviewer's token is not filled in yet: Vault gets it once Kubernetes does",
             ),
+            ReviewerToken::Blocked => None,
         };
         if let Some(reason) = extra {
             let change = plan.write_config.get_or_insert_with(|| ConfigChange {
@@ -131,7 +141,7 @@ impl PlanReport {
                 .collect()
         };
         PlanReport {
-            changes_pending: !plan.is_empty() || !reviewer.is_empty(),
+            changes_pending: !plan.is_empty() || !reviewer.changes.is_empty(),
             vault: VaultPlan {
                 address: target.address.to_string(),
                 namespace: target.vault_namespace.map(str::to_string),
@@ -143,11 +153,12 @@ impl PlanReport {
             },
             kubernetes: KubernetesPlan {
                 namespace: target.namespace.to_string(),
-                objects: reviewer,
+                objects: reviewer.changes,
                 service_accounts: plan.service_accounts,
             },
             invalid_entries: pick(true),
             warnings: pick(false),
+            conflicts: reviewer.conflicts,
             notes: plan.notes,
         }
     }
@@ -199,13 +210,12 @@ pub async fn observe(syncer: &Syncer) -> Result<PlanReport> {
     syncer.ctx().vault.login().await?;
     let mount = syncer.mount_state().await?;
     let snapshot = ClusterSnapshot::fetch(&syncer.ctx().client, &settings.namespace).await?;
-    let unlabelled = unlabelled_bindings(&syncer.ctx().client, &snapshot).await?;
     let roles = snapshot.roles_data().map(|data| parse_roles(&data));
-    let reviewer = plan_reviewer(&snapshot, &settings.namespace, roles.as_ref(), &unlabelled)?;
+    let reviewer = plan_reviewer(&snapshot, &settings.namespace, roles.as_ref());
     // Without a token the fingerprint cannot match: the config is planned to be written.
     let jwt = match &reviewer.token {
         ReviewerToken::Ready(jwt) => jwt.clone(),
-        ReviewerToken::New | ReviewerToken::Pending => SecretString::default(),
+        ReviewerToken::Pending | ReviewerToken::Blocked => SecretString::default(),
     };
     let observation = syncer.observe(&snapshot, mount, jwt).await?;
     let plan = observation.plan(settings.mount.as_str(), &syncer.fingerprint_scope())?;
@@ -215,13 +225,7 @@ pub async fn observe(syncer: &Syncer) -> Result<PlanReport> {
         path: format!("auth/{}", settings.mount.auth_path()),
         namespace: &settings.namespace,
     };
-    Ok(PlanReport::new(
-        target,
-        &observation,
-        plan,
-        reviewer.changes,
-        &reviewer.token,
-    ))
+    Ok(PlanReport::new(target, &observation, plan, reviewer))
 }
 
 /// Runs `plan`: prints the report, returns 0 (no changes) or 2 (changes pending).
@@ -325,10 +329,10 @@ fn render_object(change: &KubeChange, style: Style) -> String {
     let what = format!("{} {name}", change.kind);
     let line = |sign: &str, verb: &str| format!("{sign} {verb} {what}");
     let head = match change.action {
-        super::inspect::KubeVerb::Create => style.added(&line("+", "create")),
-        super::inspect::KubeVerb::Update => style.changed(&line("~", "update")),
-        super::inspect::KubeVerb::Replace => style.changed(&line("~", "replace")),
-        super::inspect::KubeVerb::Delete => style.removed(&line("-", "delete")),
+        KubeVerb::Create => style.added(&line("+", "create")),
+        KubeVerb::Update => style.changed(&line("~", "update")),
+        KubeVerb::Replace => style.changed(&line("~", "replace")),
+        KubeVerb::Delete => style.removed(&line("-", "delete")),
     };
     format!("{head} {}", style.dim(&format!("({})", change.reason)))
 }
@@ -388,6 +392,14 @@ pub fn render_text(report: &PlanReport, style: Style) -> String {
             .collect(),
     );
     section("Warnings:".to_string(), show(&report.warnings));
+    section(
+        "Left alone (these objects have this tool's names but are someone else's):".to_string(),
+        report
+            .conflicts
+            .iter()
+            .map(|c| style.removed(&c.to_string()))
+            .collect(),
+    );
     section("Notes:".to_string(), report.notes.clone());
     out += &summary(report);
     out.push('\n');

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 
 use super::*;
-use crate::commands::inspect::plan_reviewer;
-use crate::commands::inspect::tests::{empty_snapshot, reviewer_in_place};
 use crate::desired::{NamespaceInfo, ServiceAccountRef, desired_service_accounts};
 use crate::plan::{DesiredConfig, Observed, ObservedConfig, ObservedServiceAccount};
+use crate::reviewer_plan::plan_reviewer;
+use crate::reviewer_plan::tests::{empty_snapshot, reviewer_in_place};
 
 fn namespaces(names: &[&str]) -> Vec<NamespaceInfo> {
     names
@@ -125,8 +125,8 @@ fn report(mount: MountState, fresh_cluster: bool) -> PlanReport {
     } else {
         reviewer_in_place()
     };
-    let reviewer = plan_reviewer(&snapshot, "vault-auth", obs.roles.as_ref(), &[]).unwrap();
-    PlanReport::new(target(), &obs, plan, reviewer.changes, &reviewer.token)
+    let reviewer = plan_reviewer(&snapshot, "vault-auth", obs.roles.as_ref());
+    PlanReport::new(target(), &obs, plan, reviewer)
 }
 
 #[test]

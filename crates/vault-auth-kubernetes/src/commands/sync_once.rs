@@ -11,8 +11,9 @@ use crate::cli::SyncArgs;
 use crate::context::Context;
 use crate::error::Result;
 use crate::k8s::snapshot::ClusterSnapshot;
+use crate::plan::{ConfigChange, RoleAction, ServiceAccountAction};
 use crate::settings::Settings;
-use crate::sync::{SyncReport, Syncer};
+use crate::sync::{Done, PassReport, Step, StepOutcome, Syncer};
 
 /// What `sync` without `--once` answers: continuous syncing is the controller's job.
 pub const NEEDS_ONCE: &str = "`sync` runs one pass and needs --once; to keep Vault in sync \
@@ -25,7 +26,7 @@ pub fn check_args(args: &SyncArgs) -> std::result::Result<(), &'static str> {
 }
 
 /// Reads the cluster and runs one pass.
-pub async fn sync_once(syncer: &Syncer) -> Result<SyncReport> {
+pub async fn sync_once(syncer: &Syncer) -> Result<PassReport> {
     let snapshot =
         ClusterSnapshot::fetch(&syncer.ctx().client, &syncer.ctx().settings.namespace).await?;
     syncer.sync(&snapshot).await
@@ -49,64 +50,127 @@ pub async fn run(settings: Settings) -> Result<u8> {
     })
 }
 
-/// The summary of a pass: what was applied, what was skipped, what failed.
-pub fn render_summary(report: &SyncReport, path: &str, took: Duration, style: Style) -> String {
-    let plan = &report.plan;
-    let mut lines = render_vault_actions(
-        plan.enable_mount,
-        plan.write_config.as_ref(),
-        &role_changes(&plan.roles),
-        style,
-    );
-    lines.extend(render_service_account_actions(
-        &plan.service_accounts,
-        style,
-    ));
+/// The summary of a pass, from what Vault and Kubernetes answered: what was done, what was
+/// rightly skipped, what Vault refused, what failed (and why).
+pub fn render_summary(report: &PassReport, path: &str, took: Duration, style: Style) -> String {
     let seconds = format!("{:.1}s", took.as_secs_f64());
-    let mut out = if report.succeeded() {
+    let failed: Vec<&StepOutcome> = report.failures().collect();
+    let mut out = if failed.is_empty() {
         style.bold(&format!("Synced {path} in {seconds}."))
     } else {
         style.removed(&format!(
-            "Sync of {path} failed: {} step(s) failed ({seconds}).",
-            report.failures.len()
+            "Sync of {path} failed: {} ({seconds}).",
+            count(failed.len(), "step failed", "steps failed")
         ))
     };
     out.push('\n');
-    if lines.is_empty() {
+    let applied: Vec<&StepOutcome> = report.outcomes.iter().filter(|o| o.applied()).collect();
+    if applied.is_empty() && failed.is_empty() {
         out += "Nothing to change: Vault and Kubernetes already matched the ConfigMap.\n";
-    } else {
-        out += if report.succeeded() {
-            "Changes:\n"
-        } else {
-            "Changes attempted (see the failed steps below):\n"
-        };
-        for line in lines {
+    } else if !applied.is_empty() {
+        out += "Done:\n";
+        for outcome in &applied {
+            for line in step_lines(&outcome.step, style) {
+                out += &format!("  {line}\n");
+            }
+        }
+    }
+    let skipped: Vec<String> = report
+        .outcomes
+        .iter()
+        .filter_map(|o| match &o.result {
+            Ok(Done::Skipped(why)) => Some(format!("{}: {why}", step_title(&o.step))),
+            _ => None,
+        })
+        .collect();
+    if !skipped.is_empty() {
+        out += "Skipped:\n";
+        for line in skipped {
             out += &format!("  {line}\n");
         }
     }
-    for note in &plan.notes {
+    for note in &report.plan.notes {
         out += &format!("note: {note}\n");
     }
-    if report.invalid_entries > 0 {
+    if !report.rejected.is_empty() {
         out += &format!(
-            "{} invalid entr{} skipped: their Vault roles and ServiceAccounts were left as they \
-             are (details: `vault-auth-kubernetes validate` or the ConfigMap's Events).\n",
-            report.invalid_entries,
-            if report.invalid_entries == 1 {
-                "y"
-            } else {
-                "ies"
-            }
+            "{} skipped: {}; their Vault roles and ServiceAccounts were left as they are \
+             (details: `vault-auth-kubernetes validate` or the ConfigMap's Events).\n",
+            count(report.rejected.len(), "invalid entry", "invalid entries"),
+            report.rejected.join(", ")
         );
     }
-    if !report.failures.is_empty() {
+    for (name, why) in report.refused() {
+        out += &style.removed(&format!("Vault refused role {name}, left as it was: {why}"));
+        out.push('\n');
+    }
+    for conflict in &report.conflicts {
+        out += &style.removed(&format!("left alone, not this tool's: {conflict}"));
+        out.push('\n');
+    }
+    if !failed.is_empty() {
         out += &style.removed("Failed steps:");
         out.push('\n');
-        for failure in &report.failures {
-            out += &format!("  {failure}\n");
+        for outcome in failed {
+            if let Err(e) = &outcome.result {
+                out += &format!("  {}: {e}\n", step_title(&outcome.step));
+            }
         }
     }
     out
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// One line naming a step: `create role web`.
+fn step_title(step: &Step) -> String {
+    match step {
+        Step::Reviewer(c) => format!("{:?} {}", c.action, c.object_name()).to_lowercase(),
+        Step::EnableMount { path } => format!("enable the auth method at {path}"),
+        Step::WriteConfig { path, .. } => format!("write the config of {path}"),
+        Step::Role(a) => match a {
+            RoleAction::Create { name, .. } => format!("create role {name}"),
+            RoleAction::Update { name, .. } => format!("update role {name}"),
+            RoleAction::Delete { name } => format!("delete role {name}"),
+        },
+        Step::ServiceAccount(a) => match a {
+            ServiceAccountAction::Create { sa, .. } => format!("create ServiceAccount {sa}"),
+            ServiceAccountAction::SetRoles { sa, .. } => {
+                format!("set roles of ServiceAccount {sa}")
+            }
+            ServiceAccountAction::Delete { sa } => format!("delete ServiceAccount {sa}"),
+        },
+    }
+}
+
+/// A done step as the plan renders it (with field changes below a role).
+fn step_lines(step: &Step, style: Style) -> Vec<String> {
+    match step {
+        Step::EnableMount { .. } => render_vault_actions(true, None, &[], style),
+        Step::WriteConfig { reasons, .. } => render_vault_actions(
+            false,
+            Some(&ConfigChange {
+                reasons: reasons.clone(),
+            }),
+            &[],
+            style,
+        ),
+        Step::Role(action) => render_vault_actions(
+            false,
+            None,
+            &role_changes(std::slice::from_ref(action)),
+            style,
+        ),
+        Step::ServiceAccount(action) => {
+            render_service_account_actions(std::slice::from_ref(action), style)
+        }
+        Step::Reviewer(change) => vec![style.changed(&format!("~ {}", step_title(step)))]
+            .into_iter()
+            .map(|l| format!("{l} ({})", change.reason))
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -117,51 +181,78 @@ mod tests {
 
     use super::*;
     use crate::desired::ServiceAccountRef;
-    use crate::plan::{ConfigChange, Plan, RoleAction, ServiceAccountAction};
+    use crate::error::Error;
     use crate::roles::FieldChange;
 
-    fn report(failures: Vec<String>) -> SyncReport {
+    fn done() -> Result<Done, Error> {
+        Ok(Done::Applied { warnings: vec![] })
+    }
+
+    fn report(failed_role: bool) -> PassReport {
         let body = json!({"token_policies": ["a", "b"]})
             .as_object()
             .unwrap()
             .clone();
-        SyncReport {
-            plan: Plan {
-                enable_mount: false,
-                write_config: Some(ConfigChange {
-                    reasons: vec!["Vault holds no config".into()],
-                }),
-                roles: vec![
-                    RoleAction::Update {
-                        name: "web".into(),
-                        body,
-                        changes: vec![FieldChange {
-                            field: "token_policies".into(),
-                            from: json!(["a"]),
-                            to: json!(["a", "b"]),
-                        }],
+        let update = RoleAction::Update {
+            name: "web".into(),
+            body,
+            changes: vec![FieldChange {
+                field: "token_policies".into(),
+                from: json!(["a"]),
+                to: json!(["a", "b"]),
+            }],
+        };
+        let update_result = if failed_role {
+            Err(Error::VaultStatus {
+                operation: "write_role".into(),
+                status: 403,
+                message: "permission denied".into(),
+            })
+        } else {
+            done()
+        };
+        PassReport {
+            outcomes: vec![
+                StepOutcome {
+                    step: Step::WriteConfig {
+                        path: "auth/kubernetes/prod/eu1".into(),
+                        reasons: vec!["Vault holds no config".into()],
                     },
-                    RoleAction::Delete { name: "old".into() },
-                ],
-                service_accounts: vec![ServiceAccountAction::Create {
-                    sa: ServiceAccountRef {
-                        namespace: "team-a".into(),
-                        name: "web".into(),
-                    },
-                    roles: BTreeSet::from(["web".to_string()]),
-                }],
+                    result: done(),
+                },
+                StepOutcome {
+                    step: Step::Role(update),
+                    result: update_result,
+                },
+                StepOutcome {
+                    step: Step::Role(RoleAction::Delete { name: "old".into() }),
+                    result: done(),
+                },
+                StepOutcome {
+                    step: Step::ServiceAccount(ServiceAccountAction::Create {
+                        sa: ServiceAccountRef {
+                            namespace: "team-a".into(),
+                            name: "web".into(),
+                        },
+                        roles: BTreeSet::from(["web".to_string()]),
+                    }),
+                    result: done(),
+                },
+            ],
+            plan: crate::plan::Plan {
                 notes: vec!["role \"x\" left as it is: its ConfigMap entry is rejected".into()],
+                ..Default::default()
             },
-            failures,
-            invalid_entries: 1,
-            bound_names: vec!["web".into()],
+            rejected: vec!["x".into()],
+            configmap_present: true,
+            ..Default::default()
         }
     }
 
     #[test]
     fn summary_of_a_successful_pass() {
         let text = render_summary(
-            &report(vec![]),
+            &report(false),
             "auth/kubernetes/prod/eu1",
             Duration::from_millis(1234),
             Style::default(),
@@ -170,21 +261,29 @@ mod tests {
     }
 
     #[test]
-    fn summary_of_a_failed_pass_lists_the_failures() {
-        let failed =
-            vec!["role web: vault: write_role failed with HTTP 403: permission denied".into()];
-        let text = render_summary(&report(failed), "p", Duration::ZERO, Style::default());
+    fn summary_of_a_failed_pass_names_only_what_was_done_and_the_failures() {
+        let text = render_summary(&report(true), "p", Duration::ZERO, Style::default());
         assert!(
-            text.starts_with("Sync of p failed: 1 step(s) failed (0.0s).\n"),
+            text.starts_with("Sync of p failed: 1 step failed (0.0s).\n"),
             "{text}"
         );
-        assert!(text.contains("Changes attempted"), "{text}");
-        assert!(text.ends_with("Failed steps:\n  role web: vault: write_role failed with HTTP 403: permission denied\n"), "{text}");
+        assert!(
+            !text.contains("update role web\n"),
+            "the failed update is not listed as done: {text}"
+        );
+        assert!(text.contains("- delete role old"), "{text}");
+        assert!(
+            text.ends_with("Failed steps:\n  update role web: vault: write_role failed with HTTP 403: permission denied\n"),
+            "{text}"
+        );
     }
 
     #[test]
     fn nothing_to_do() {
-        let empty = SyncReport::default();
+        let empty = PassReport {
+            configmap_present: true,
+            ..Default::default()
+        };
         let text = render_summary(&empty, "p", Duration::ZERO, Style::default());
         assert_eq!(
             text,

@@ -14,20 +14,14 @@ use tracing::{info, warn};
 
 use crate::desired::ServiceAccountRef;
 use crate::error::Error;
-use crate::k8s::reviewer::managed_labels;
 use crate::k8s::snapshot::ClusterSnapshot;
 use crate::names::{MANAGED_ANNOTATION, MANAGED_VALUE, ROLES_ANNOTATION};
 use crate::plan::ServiceAccountAction;
+use crate::reviewer_plan::managed_labels;
+use crate::sync::outcome::{Done, Step, StepOutcome};
 
 /// How many ServiceAccount requests run at once.
 pub const CONCURRENCY: usize = 16;
-
-/// What happened to one action.
-#[derive(Debug)]
-pub struct Outcome {
-    pub action: ServiceAccountAction,
-    pub result: Result<(), Error>,
-}
 
 /// The object a Create action makes.
 pub fn managed_service_account(sa: &ServiceAccountRef, roles: &BTreeSet<String>) -> ServiceAccount {
@@ -55,15 +49,15 @@ pub async fn apply(
     client: &kube::Client,
     snapshot: &ClusterSnapshot,
     actions: &[ServiceAccountAction],
-) -> Vec<Outcome> {
+) -> Vec<StepOutcome> {
     // Futures built first, then run with bounded concurrency: a stream closure returning a
     // borrowing async block fails rustc's higher-ranked `Send` check (rust-lang/rust#102211).
     let work: Vec<_> = actions
         .iter()
         .map(|action| async move {
             let result = apply_one(client, snapshot, action).await;
-            Outcome {
-                action: action.clone(),
+            StepOutcome {
+                step: Step::ServiceAccount(action.clone()),
                 result,
             }
         })
@@ -74,11 +68,21 @@ pub async fn apply(
         .await
 }
 
+fn applied() -> Done {
+    Done::Applied {
+        warnings: Vec::new(),
+    }
+}
+
+fn skipped(why: &str) -> Done {
+    Done::Skipped(why.to_string())
+}
+
 async fn apply_one(
     client: &kube::Client,
     snapshot: &ClusterSnapshot,
     action: &ServiceAccountAction,
-) -> Result<(), Error> {
+) -> Result<Done, Error> {
     let op = |operation: String| move |source| Error::Kube { operation, source };
     match action {
         ServiceAccountAction::Create { sa, roles } => {
@@ -89,22 +93,24 @@ async fn apply_one(
             match result {
                 Ok(_) => {
                     info!(namespace = %sa.namespace, name = %sa.name, roles = %roles_annotation(roles), "created ServiceAccount");
-                    Ok(())
+                    Ok(applied())
                 }
                 // Created by someone else since the snapshot: it is theirs, leave it alone.
                 Err(kube::Error::Api(s)) if s.is_already_exists() => {
                     warn!(namespace = %sa.namespace, name = %sa.name, "ServiceAccount appeared meanwhile; left untouched");
-                    Ok(())
+                    Ok(skipped(
+                        "appeared meanwhile: someone else's, left untouched",
+                    ))
                 }
                 Err(e) => Err(op(format!("create ServiceAccount {sa}"))(e)),
             }
         }
         ServiceAccountAction::SetRoles { sa, roles } => {
             let Some(current) = snapshot.service_account(&sa.namespace, &sa.name) else {
-                return Ok(());
+                return Ok(skipped("gone meanwhile"));
             };
             if !current.is_managed() {
-                return Ok(());
+                return Ok(skipped("not managed by this tool"));
             }
             let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &sa.namespace);
             // The resourceVersion-free merge patch only touches our annotation.
@@ -116,20 +122,20 @@ async fn apply_one(
             match result {
                 Ok(_) => {
                     info!(namespace = %sa.namespace, name = %sa.name, roles = %roles_annotation(roles), "updated ServiceAccount roles");
-                    Ok(())
+                    Ok(applied())
                 }
-                Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+                Err(kube::Error::Api(s)) if s.is_not_found() => Ok(skipped("gone meanwhile")),
                 Err(e) => Err(op(format!("annotate ServiceAccount {sa}"))(e)),
             }
         }
         ServiceAccountAction::Delete { sa } => {
             let Some(current) = snapshot.service_account(&sa.namespace, &sa.name) else {
-                return Ok(());
+                return Ok(skipped("gone meanwhile"));
             };
             if !current.is_managed() {
                 // The plan never asks for this; refuse anyway, deleting is irreversible.
                 warn!(namespace = %sa.namespace, name = %sa.name, "refusing to delete a ServiceAccount without vak-managed annotation");
-                return Ok(());
+                return Ok(skipped("not managed by this tool"));
             }
             let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &sa.namespace);
             let params = DeleteParams {
@@ -143,13 +149,13 @@ async fn apply_one(
             match result {
                 Ok(_) => {
                     info!(namespace = %sa.namespace, name = %sa.name, "deleted ServiceAccount");
-                    Ok(())
+                    Ok(applied())
                 }
-                Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+                Err(kube::Error::Api(s)) if s.is_not_found() => Ok(skipped("gone meanwhile")),
                 // uid precondition failed: a different object now has this name.
                 Err(kube::Error::Api(s)) if s.is_conflict() => {
                     warn!(namespace = %sa.namespace, name = %sa.name, "ServiceAccount was replaced meanwhile; not deleted");
-                    Ok(())
+                    Ok(skipped("replaced meanwhile by another object: not deleted"))
                 }
                 Err(e) => Err(op(format!("delete ServiceAccount {sa}"))(e)),
             }

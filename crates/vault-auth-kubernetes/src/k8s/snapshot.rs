@@ -15,8 +15,8 @@ use kube::core::PartialObjectMeta;
 use crate::desired::{NamespaceInfo, ServiceAccountRef};
 use crate::error::{Error, Result};
 use crate::names::{
-    MANAGED_ANNOTATION, MANAGED_SELECTOR, MANAGED_VALUE, REVIEWER_TOKEN_SECRET, ROLES_ANNOTATION,
-    ROLES_CONFIGMAP,
+    MANAGED_ANNOTATION, MANAGED_VALUE, NAMESPACE_READER, REVIEWER_CLUSTER_ROLE_BINDING,
+    REVIEWER_TOKEN_SECRET, ROLES_ANNOTATION, ROLES_CONFIGMAP,
 };
 use crate::plan::ObservedServiceAccount;
 
@@ -90,9 +90,10 @@ pub struct ClusterSnapshot {
     pub namespaces: Vec<NamespaceInfo>,
     pub service_accounts: Vec<ServiceAccountMeta>,
     pub reviewer_secret: Option<Secret>,
-    /// ClusterRoleBindings labelled as managed by this tool.
+    /// The ClusterRoleBindings of the tool's names (the reviewer's, the namespace reader's),
+    /// whoever made them: the plan decides whether they are the tool's.
     pub cluster_role_bindings: Vec<ClusterRoleBinding>,
-    /// ClusterRoles labelled as managed by this tool.
+    /// The ClusterRole of the tool's name (the namespace reader), whoever made it.
     pub cluster_roles: Vec<ClusterRole>,
 }
 
@@ -112,7 +113,8 @@ impl ClusterSnapshot {
             .find(|sa| sa.namespace == namespace && sa.name == name)
     }
 
-    /// Reads everything with list calls (for one-shot commands; the controller uses its caches).
+    /// Reads everything with list and get calls (for one-shot commands; the controller uses its
+    /// caches).
     pub async fn fetch(client: &kube::Client, namespace: &str) -> Result<ClusterSnapshot> {
         let op = |operation: &str| {
             let operation = operation.to_string();
@@ -147,17 +149,21 @@ impl ClusterSnapshot {
             .get_opt(REVIEWER_TOKEN_SECRET)
             .await
             .map_err(op("get reviewer token Secret"))?;
-        let managed = ListParams::default().labels(MANAGED_SELECTOR);
-        let cluster_role_bindings = Api::<ClusterRoleBinding>::all(client.clone())
-            .list(&managed)
-            .await
-            .map_err(op("list clusterrolebindings"))?
-            .items;
+        let bindings = Api::<ClusterRoleBinding>::all(client.clone());
+        let mut cluster_role_bindings = Vec::new();
+        for name in [REVIEWER_CLUSTER_ROLE_BINDING, NAMESPACE_READER] {
+            let got = bindings
+                .get_opt(name)
+                .await
+                .map_err(op(&format!("get ClusterRoleBinding {name}")))?;
+            cluster_role_bindings.extend(got);
+        }
         let cluster_roles = Api::<ClusterRole>::all(client.clone())
-            .list(&managed)
+            .get_opt(NAMESPACE_READER)
             .await
-            .map_err(op("list clusterroles"))?
-            .items;
+            .map_err(op(&format!("get ClusterRole {NAMESPACE_READER}")))?
+            .into_iter()
+            .collect();
         Ok(ClusterSnapshot {
             configmap,
             namespaces,

@@ -1,38 +1,42 @@
-//! One synchronisation pass: observe the cluster and Vault, compute the plan, carry it out, and
-//! report the outcome (logs, Events on the ConfigMap, metrics).
+//! One synchronisation pass: observe the cluster and Vault, plan, carry the plan out, and report
+//! what Vault and Kubernetes confirmed (logs, Events on the ConfigMap, status, metrics).
 //!
 //! The pass is the same for the controller (fed by its watch caches) and for one-shot commands
-//! (fed by list calls); only [`ClusterSnapshot`] differs.
+//! (fed by list calls); only [`ClusterSnapshot`] differs. Its stages:
+//! 1. log in to Vault and learn what it holds (read in full, or the view the last pass left);
+//! 2. the reviewer's objects, planned by [`crate::reviewer_plan::plan_reviewer`] and carried out,
+//!    which gives the token Vault must hold;
+//! 3. the Vault plan ([`crate::plan::plan`]): the mount and its config first (nothing else can be
+//!    written without them; a new mount is read right after, since the role bodies depend on
+//!    the parameters it accepts), then roles and ServiceAccounts;
+//! 4. the report, from the outcomes ([`outcome`]).
 
+mod apply;
 mod observe;
+pub mod outcome;
 mod report;
 
 pub use observe::{Observation, VaultRead, VaultView};
+pub use outcome::{Done, PassReport, Step, StepOutcome};
 pub use report::{
-    STATUS_ANNOTATION, STATUS_MESSAGE_ANNOTATION, STATUS_TIME_ANNOTATION, Status, action_notices,
-    configmap_ref, status_summary,
+    STATUS_ANNOTATION, STATUS_MESSAGE_ANNOTATION, STATUS_TIME_ANNOTATION, Status, configmap_ref,
+    status_for_error, status_for_pass,
 };
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
-use serde_json::json;
 use tokio::sync::Mutex;
-use tracing::{debug, error, info, warn};
+use tracing::{Instrument, debug, info_span};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::k8s::events::Notice;
 use crate::k8s::reviewer::Reviewer;
-use crate::k8s::service_accounts;
 use crate::k8s::snapshot::ClusterSnapshot;
-use crate::names::{KUBERNETES_AUTH_TYPE, MOUNT_MAX_LEASE_TTL, REVIEWER_TOKEN_SECRET};
-use crate::plan::{MountState, Plan, RoleAction};
-use crate::vault::KubernetesConfigWrite;
+use crate::names::KUBERNETES_AUTH_TYPE;
+use crate::plan::MountState;
+use crate::reviewer_plan::{ReviewerToken, plan_reviewer};
+use crate::roles::parse_roles;
 
 /// Annotation on the reviewer token Secret recording the fingerprint of the auth config last
 /// written to Vault. Vault never returns the reviewer JWT, so this is how a restarted controller
@@ -40,6 +44,33 @@ use crate::vault::KubernetesConfigWrite;
 pub const CONFIG_FINGERPRINT_ANNOTATION: &str = "vault-auth-kubernetes/vault-config-sha256";
 /// Vault requests in flight at once when reading or writing many roles.
 pub const VAULT_CONCURRENCY: usize = 32;
+
+/// Why a pass runs (a field of its span).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The first pass after start (or after becoming leader).
+    Start,
+    /// A change in the cluster woke the controller.
+    ClusterChange,
+    /// The periodic check of Vault for drift.
+    Resync,
+    /// The last pass failed.
+    Retry,
+    /// A one-shot command.
+    Command,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Start => "start",
+            Trigger::ClusterChange => "cluster-change",
+            Trigger::Resync => "resync",
+            Trigger::Retry => "retry",
+            Trigger::Command => "command",
+        }
+    }
+}
 
 /// Runs passes: the shared [`Context`] plus what one pass leaves for the next.
 pub struct Syncer {
@@ -49,25 +80,8 @@ pub struct Syncer {
     /// pass woken by a cluster change need not read every role again; the periodic resync reads
     /// Vault in full and is what finds drift made out of band.
     vault_view: Mutex<Option<VaultView>>,
-}
-
-/// The outcome of a pass.
-#[derive(Debug, Default)]
-pub struct SyncReport {
-    pub plan: Plan,
-    /// Steps that failed, as messages.
-    pub failures: Vec<String>,
-    /// Number of rejected ConfigMap entries.
-    pub invalid_entries: usize,
-    /// ServiceAccount names the valid roles bind (patterns included).
-    pub bound_names: Vec<String>,
-}
-
-impl SyncReport {
-    /// True when every step succeeded.
-    pub fn succeeded(&self) -> bool {
-        self.failures.is_empty()
-    }
+    reporter: report::Reporter,
+    passes: std::sync::atomic::AtomicU64,
 }
 
 impl Syncer {
@@ -77,6 +91,8 @@ impl Syncer {
             ctx,
             last_written: Mutex::new(None),
             vault_view: Mutex::new(None),
+            reporter: report::Reporter::default(),
+            passes: Default::default(),
         }
     }
 
@@ -99,76 +115,117 @@ impl Syncer {
         )
     }
 
-    /// Reads the state of the auth mount. Refuses (without touching anything) when another type
-    /// of auth method sits at the path.
+    /// What sits at the mount path (whether the controller may touch it is the plan's call).
     pub async fn mount_state(&self) -> Result<MountState> {
-        let path = self.auth_path();
-        Ok(match self.ctx.vault.auth_mount(&path).await? {
+        Ok(match self.ctx.vault.auth_mount(&self.auth_path()).await? {
             None => MountState::Missing,
             Some(m) if m.kind == KUBERNETES_AUTH_TYPE => MountState::Kubernetes,
-            Some(m) => {
-                return Err(Error::ForeignMount {
-                    path,
-                    found: m.kind,
-                });
-            }
+            Some(m) => MountState::Foreign { kind: m.kind },
         })
     }
 
-    /// A pass that reads Vault in full: ensure the reviewer, observe, plan, apply, report.
-    pub async fn sync(&self, snapshot: &ClusterSnapshot) -> Result<SyncReport> {
-        self.sync_with(snapshot, VaultRead::Full).await
+    /// A pass that reads Vault in full.
+    pub async fn sync(&self, snapshot: &ClusterSnapshot) -> Result<PassReport> {
+        self.sync_with(snapshot, VaultRead::Full, Trigger::Command)
+            .await
     }
 
-    /// A pass; `read` says whether Vault is read in full or taken from the last pass.
+    /// A pass; `read` says whether Vault is read in full or taken from the last pass. Its log
+    /// lines carry a span with the pass number and what triggered it.
     pub async fn sync_with(
         &self,
         snapshot: &ClusterSnapshot,
         read: VaultRead,
-    ) -> Result<SyncReport> {
-        let started = Instant::now();
-        let result = self.sync_inner(snapshot, read).await;
-        let ok = matches!(&result, Ok(report) if report.succeeded());
-        self.ctx
-            .metrics
-            .reconciled(ok, started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            let regarding = configmap_ref(snapshot);
-            if let Some(regarding) = regarding {
-                let notice = Notice::warning("SyncFailed", "Sync", e.to_string());
-                self.ctx
-                    .events
-                    .report_conditions(&regarding, BTreeSet::from([notice]))
-                    .await;
+        trigger: Trigger,
+    ) -> Result<PassReport> {
+        let pass = self
+            .passes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .saturating_add(1);
+        let span = info_span!("pass", pass, trigger = trigger.as_str());
+        async {
+            let started = Instant::now();
+            let result = self.run_pass(snapshot, read).await;
+            let ok = matches!(&result, Ok(report) if report.succeeded());
+            self.ctx
+                .metrics
+                .reconciled(ok, started.elapsed().as_secs_f64());
+            match &result {
+                Ok(report) => self.reporter.pass(&self.ctx, snapshot, report).await,
+                Err(error) => self.reporter.failed(&self.ctx, snapshot, error).await,
             }
+            debug!(
+                took_ms = started.elapsed().as_millis() as u64,
+                ok, "pass finished"
+            );
+            result
         }
-        result
+        .instrument(span)
+        .await
     }
 
-    async fn sync_inner(&self, snapshot: &ClusterSnapshot, read: VaultRead) -> Result<SyncReport> {
+    async fn run_pass(&self, snapshot: &ClusterSnapshot, read: VaultRead) -> Result<PassReport> {
         self.ctx.vault.login().await?;
         // Taken out: a pass that fails leaves no view behind, so the next one reads in full.
         let cached = self.vault_view.lock().await.take();
-        let started = Instant::now();
         let vault = match (read, cached) {
             (VaultRead::Cached, Some(view)) => view,
-            // Checked before any write, so a foreign auth method means nothing is touched.
             _ => self.read_vault(self.mount_state().await?).await?,
         };
+        if let MountState::Foreign { kind } = &vault.mount {
+            // Decided by the plan too; stopping here means not even the reviewer is touched.
+            return Err(Error::ForeignMount {
+                path: self.auth_path(),
+                found: kind.clone(),
+            });
+        }
+
+        let mut report = PassReport {
+            configmap_present: snapshot.roles_data().is_some(),
+            ..Default::default()
+        };
+        let roles = snapshot.roles_data().map(|data| parse_roles(&data));
+        let namespace = &self.ctx.settings.namespace;
+        let reviewer_plan = plan_reviewer(snapshot, namespace, roles.as_ref());
         let reviewer = Reviewer {
             client: &self.ctx.client,
-            namespace: &self.ctx.settings.namespace,
+            namespace,
         };
-        let jwt = reviewer.ensure(snapshot).await?;
+        let mut outcomes = reviewer.apply(&reviewer_plan.changes).await;
+        // Without its ServiceAccount or token Secret the reviewer has no token to wait for: the
+        // pass stops with the reason the object could not be made.
+        let secret_failed = outcomes.iter().position(|o| {
+            matches!(&o.step, Step::Reviewer(c) if c.kind == "Secret" || c.kind == "ServiceAccount")
+                && o.result.is_err()
+        });
+        if let Some(i) = secret_failed {
+            let failed = outcomes.swap_remove(i);
+            return Err(failed.result.expect_err("found as failed"));
+        }
+        report.outcomes.extend(outcomes);
+        report.conflicts = reviewer_plan.conflicts;
+        let jwt = match reviewer_plan.token {
+            ReviewerToken::Ready(jwt) => jwt,
+            ReviewerToken::Pending => reviewer.wait_for_token().await?,
+            ReviewerToken::Blocked => {
+                return Err(Error::Conflict(
+                    report
+                        .conflicts
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ));
+            }
+        };
+
         let mut observation = self.observe_with(snapshot, vault, jwt.clone()).await;
-        let observed = started.elapsed();
         let mut plan =
             observation.plan(self.ctx.settings.mount.as_str(), &self.fingerprint_scope())?;
-        let planned = started.elapsed() - observed;
-        let mut report = SyncReport::default();
-        if let Err(failure) = self.apply_mount_and_config(&observation, &plan).await {
-            report.failures.push(failure);
-        } else if plan.enable_mount {
+        let stopped = self
+            .apply_mount_and_config(&observation, &plan, &mut report)
+            .await;
+        if !stopped && plan.enable_mount {
             // The role bodies depend on what the new mount accepts (HashiCorp Vault and OpenBao
             // differ), which only the mount itself can say: read it, and plan the roles again.
             let (enabled, config) = (plan.enable_mount, plan.write_config.take());
@@ -178,169 +235,44 @@ impl Syncer {
             plan.enable_mount = enabled;
             plan.write_config = config;
         }
-        report.invalid_entries = observation.roles.as_ref().map_or(0, |r| r.rejected.len());
-        report.bound_names = observation
-            .roles
-            .iter()
-            .flat_map(|r| r.roles.values())
-            .flat_map(|role| role.service_account_names.iter().cloned())
-            .collect();
-        if report.failures.is_empty() {
-            report.failures = self.apply_roles_and_accounts(snapshot, &plan).await;
-        }
-        debug!(
-            observe_ms = observed.as_millis() as u64,
-            plan_ms = planned.as_millis() as u64,
-            apply_ms = (started.elapsed() - observed - planned).as_millis() as u64,
-            "pass timings"
-        );
-
-        let selector_needed = observation.roles.as_ref().is_some_and(|r| {
-            r.roles
+        if let Some(roles) = &observation.roles {
+            report.rejected = roles.rejected.iter().cloned().collect();
+            report.bound_names = roles
+                .roles
                 .values()
-                .any(|role| role.namespace_selector.is_some())
-        });
-        if observation.roles.is_some()
-            && let Err(e) = reviewer
-                .ensure_namespace_reader(snapshot, selector_needed)
-                .await
-        {
-            report.failures.push(e.to_string());
+                .flat_map(|role| role.service_account_names.iter().cloned())
+                .collect();
         }
-
-        self.report(snapshot, &observation, &plan, &report).await;
+        report.findings = observation.findings().cloned().collect();
+        if !stopped {
+            self.apply_roles_and_accounts(snapshot, &plan, &mut report)
+                .await;
+        }
+        let managed_before = snapshot
+            .service_accounts
+            .iter()
+            .filter(|s| s.is_managed())
+            .count();
+        report.managed_service_accounts = managed_after(managed_before, &report);
+        let view = VaultView::after(observation, &plan, &report);
+        report.vault_roles = view.roles.len();
         if report.succeeded() {
-            *self.vault_view.lock().await = Some(VaultView::after(observation, &plan));
+            *self.vault_view.lock().await = Some(view);
         }
         report.plan = plan;
         Ok(report)
     }
+}
 
-    /// Enables the mount and writes its config as the plan says. A failure here stops the pass:
-    /// roles cannot be written without them.
-    async fn apply_mount_and_config(
-        &self,
-        observation: &Observation,
-        plan: &Plan,
-    ) -> std::result::Result<(), String> {
-        let path = self.auth_path();
-        if plan.enable_mount {
-            let description = format!(
-                "Kubernetes auth backend for {} cluster (managed by vault-auth-kubernetes)",
-                self.ctx.settings.mount
-            );
-            match self
-                .ctx
-                .vault
-                .enable_auth(
-                    &path,
-                    KUBERNETES_AUTH_TYPE,
-                    &description,
-                    MOUNT_MAX_LEASE_TTL,
-                )
-                .await
-            {
-                Ok(()) => info!(%path, "enabled kubernetes auth method"),
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        if let Some(change) = &plan.write_config {
-            let body = KubernetesConfigWrite {
-                kubernetes_host: observation.config.kubernetes_host.clone(),
-                kubernetes_ca_cert: observation.config.kubernetes_ca_cert.clone(),
-                token_reviewer_jwt: observation.config.token_reviewer_jwt.clone(),
-                disable_local_ca_jwt: true,
-            };
-            match self.ctx.vault.write_kubernetes_config(&path, &body).await {
-                Ok(()) => {
-                    info!(%path, reasons = %change.reasons.join("; "), "wrote kubernetes auth config");
-                    let fingerprint = observation.config.fingerprint(&self.fingerprint_scope());
-                    self.record_fingerprint(fingerprint).await;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Ok(())
-    }
-
-    /// Carries out the role and ServiceAccount actions of the plan; returns the failures. One
-    /// failure does not stop the other actions.
-    async fn apply_roles_and_accounts(
-        &self,
-        snapshot: &ClusterSnapshot,
-        plan: &Plan,
-    ) -> Vec<String> {
-        let path = self.auth_path();
-        let mut failures = Vec::new();
-
-        // Futures built first, then run with bounded concurrency (see `VaultClient::read_roles`
-        // for why not a stream closure).
-        let writes: Vec<_> = plan
-            .roles
-            .iter()
-            .map(|action| self.apply_role(&path, action))
-            .collect();
-        let role_results: Vec<(String, Result<()>)> = futures::stream::iter(writes)
-            .buffer_unordered(VAULT_CONCURRENCY)
-            .collect()
-            .await;
-        for (name, result) in role_results {
-            if let Err(e) = result {
-                error!(role = %name, error = %e, "role change failed");
-                failures.push(format!("role {name}: {e}"));
-            }
-        }
-        for action in &plan.roles {
-            match action {
-                RoleAction::Create { name, .. } => info!(%path, role = %name, "created role"),
-                RoleAction::Update { name, changes, .. } => {
-                    let fields: Vec<_> = changes.iter().map(|c| c.field.as_str()).collect();
-                    info!(%path, role = %name, fields = %fields.join(","), "updated role");
-                }
-                RoleAction::Delete { name } => info!(%path, role = %name, "deleted role"),
-            }
-        }
-
-        let outcomes =
-            service_accounts::apply(&self.ctx.client, snapshot, &plan.service_accounts).await;
-        for outcome in outcomes {
-            if let Err(e) = outcome.result {
-                error!(error = %e, "ServiceAccount change failed");
-                failures.push(e.to_string());
-            }
-        }
-        failures
-    }
-
-    async fn apply_role(&self, path: &str, action: &RoleAction) -> (String, Result<()>) {
-        match action {
-            RoleAction::Create { name, body } | RoleAction::Update { name, body, .. } => (
-                name.clone(),
-                self.ctx.vault.write_role(path, name, body).await,
-            ),
-            RoleAction::Delete { name } => {
-                (name.clone(), self.ctx.vault.delete_role(path, name).await)
-            }
-        }
-    }
-
-    /// Remembers what config was written, in memory and on the reviewer token Secret.
-    async fn record_fingerprint(&self, fingerprint: String) {
-        *self.last_written.lock().await = Some(fingerprint.clone());
-        let api: Api<Secret> =
-            Api::namespaced(self.ctx.client.clone(), &self.ctx.settings.namespace);
-        let patch =
-            json!({"metadata": {"annotations": {CONFIG_FINGERPRINT_ANNOTATION: fingerprint}}});
-        let result = api
-            .patch(
-                REVIEWER_TOKEN_SECRET,
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await;
-        if let Err(e) = result {
-            // Only costs one extra config write after a restart.
-            warn!(error = %e, "could not record the config fingerprint on the reviewer Secret");
-        }
-    }
+/// Managed ServiceAccounts after the pass: before, plus confirmed creates, minus confirmed
+/// deletes.
+fn managed_after(before: usize, report: &PassReport) -> usize {
+    use crate::plan::ServiceAccountAction as A;
+    let created = report
+        .applied_service_accounts(|a| matches!(a, A::Create { .. }))
+        .len();
+    let deleted = report
+        .applied_service_accounts(|a| matches!(a, A::Delete { .. }))
+        .len();
+    (before + created).saturating_sub(deleted)
 }

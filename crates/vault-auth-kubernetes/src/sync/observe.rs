@@ -15,6 +15,7 @@ use crate::plan::{
 use crate::roles::{Finding, RoleSet, ServerParams, parse_roles};
 use crate::secret::Secret as SecretString;
 
+use super::outcome::{PassReport, Step};
 use super::{CONFIG_FINGERPRINT_ANNOTATION, Syncer, VAULT_CONCURRENCY};
 
 /// How a pass learns what Vault holds.
@@ -38,10 +39,11 @@ pub struct VaultView {
 }
 
 impl VaultView {
-    /// The view after a successful pass carried out `plan`: what it observed plus what it wrote.
-    /// Written role bodies stand in for Vault's answer; they compare equal after normalisation
-    /// (`tests/roles_roundtrip.rs` proves it against OpenBao).
-    pub(super) fn after(observation: Observation, plan: &Plan) -> VaultView {
+    /// The view after a pass: what it observed plus what Vault confirmed of its writes (a
+    /// failed write leaves the observed state). Written role bodies stand in for Vault's
+    /// answer; they compare equal after normalisation (`tests/vault/roles_roundtrip.rs` proves
+    /// it against OpenBao and Vault).
+    pub(super) fn after(observation: Observation, _plan: &Plan, report: &PassReport) -> VaultView {
         let role_params = observation.role_params;
         let Observed {
             mut mount,
@@ -49,24 +51,25 @@ impl VaultView {
             mut vault_roles,
             ..
         } = observation.observed;
-        if plan.enable_mount {
-            mount = MountState::Kubernetes;
-        }
-        if plan.write_config.is_some() {
-            config = Some(ObservedConfig {
-                kubernetes_host: observation.config.kubernetes_host,
-                kubernetes_ca_cert: observation.config.kubernetes_ca_cert,
-                token_reviewer_jwt_set: true,
-            });
-        }
-        for action in &plan.roles {
-            match action {
-                RoleAction::Create { name, body } | RoleAction::Update { name, body, .. } => {
+        for outcome in report.outcomes.iter().filter(|o| o.applied()) {
+            match &outcome.step {
+                Step::EnableMount { .. } => mount = MountState::Kubernetes,
+                Step::WriteConfig { .. } => {
+                    config = Some(ObservedConfig {
+                        kubernetes_host: observation.config.kubernetes_host.clone(),
+                        kubernetes_ca_cert: observation.config.kubernetes_ca_cert.clone(),
+                        token_reviewer_jwt_set: true,
+                    });
+                }
+                Step::Role(
+                    RoleAction::Create { name, body } | RoleAction::Update { name, body, .. },
+                ) => {
                     vault_roles.insert(name.clone(), body.clone());
                 }
-                RoleAction::Delete { name } => {
+                Step::Role(RoleAction::Delete { name }) => {
                     vault_roles.remove(name);
                 }
+                Step::Reviewer(_) | Step::ServiceAccount(_) => {}
             }
         }
         VaultView {
@@ -229,6 +232,7 @@ impl Syncer {
 mod tests {
     use super::*;
     use crate::desired::NamespaceInfo;
+    use crate::sync::outcome::{Done, StepOutcome};
 
     /// A pass woken by a cluster change plans against the view the last pass left. That view
     /// holds the bodies the pass wrote, not Vault's answers: they must compare equal, or every
@@ -279,7 +283,23 @@ mod tests {
         let first = observation(empty);
         let plan1 = first.plan("prod/eu1", "scope").unwrap();
         assert_eq!(plan1.roles.len(), 5);
-        let view = VaultView::after(first, &plan1);
+        // Every planned write confirmed.
+        let report = PassReport {
+            outcomes: plan1
+                .roles
+                .iter()
+                .map(|a| StepOutcome {
+                    step: Step::Role(a.clone()),
+                    result: Ok(Done::Applied { warnings: vec![] }),
+                })
+                .chain([StepOutcome {
+                    step: Step::EnableMount { path: "p".into() },
+                    result: Ok(Done::Applied { warnings: vec![] }),
+                }])
+                .collect(),
+            ..Default::default()
+        };
+        let view = VaultView::after(first, &plan1, &report);
         let second = observation(view);
         let plan2 = second.plan("prod/eu1", "scope").unwrap();
         assert!(plan2.roles.is_empty(), "{:#?}", plan2.roles);

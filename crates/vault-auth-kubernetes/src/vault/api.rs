@@ -277,14 +277,26 @@ impl VaultClient {
         data(expect(answer, OP, path, &[200])?, OP).map(Some)
     }
 
-    /// Creates or replaces role `name` with `body`. Send the full body: fields left out keep
-    /// their old value in Vault (except the namespace selector, which is reset).
-    pub async fn write_role(&self, path: &str, name: &str, body: &RoleBody) -> Result<()> {
+    /// Creates or replaces role `name` with `body`; returns what Vault warned about (HashiCorp
+    /// Vault answers 200 with advice, OpenBao 204 without). Send the full body: fields left out
+    /// keep their old value in Vault (except the namespace selector, which is reset).
+    pub async fn write_role(&self, path: &str, name: &str, body: &RoleBody) -> Result<Vec<String>> {
         const OP: &str = "write_role";
         let target = role_path(OP, path, name)?;
         let body = Value::Object(body.clone());
         let answer = self.call(OP, Method::Post, &target, Some(&body)).await?;
-        expect(answer, OP, path, &[200, 204]).map(drop)
+        let answer = expect(answer, OP, path, &[200, 204])?;
+        Ok(answer
+            .body
+            .get("warnings")
+            .and_then(Value::as_array)
+            .map(|w| {
+                w.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// Deletes role `name`; a role (or mount) that is already gone is success.

@@ -332,7 +332,7 @@ impl<'a> Run<'a> {
     }
 
     /// What exists before the controller runs, chosen so that every permission is needed:
-    /// the reviewer binding as the original tool left it (no label, a subject to correct), a
+    /// the reviewer binding as the original tool left it (no label: adopted by an update), a
     /// ServiceAccount the original created (annotation only), a wrong-type Secret under the
     /// reviewer token's name made by this tool, and roles that bind by name and by selector.
     async fn prepare(&self) {
@@ -340,7 +340,7 @@ impl<'a> Run<'a> {
         let crb: ClusterRoleBinding = serde_json::from_value(json!({
             "metadata": {"name": "vault-auth-token-reviewer"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
-            "subjects": [{"kind": "ServiceAccount", "name": "token-reviewer", "namespace": "elsewhere"}]
+            "subjects": [{"kind": "ServiceAccount", "name": "token-reviewer", "namespace": self.namespace}]
         }))
         .unwrap();
         Api::<ClusterRoleBinding>::all(client.clone())
@@ -433,8 +433,11 @@ impl<'a> Run<'a> {
             .await
             .unwrap()
             .is_some_and(|b| {
-                b.subjects.unwrap_or_default()[0].namespace.as_deref()
-                    == Some(self.namespace.as_str())
+                b.metadata
+                    .labels
+                    .unwrap_or_default()
+                    .get("app.kubernetes.io/managed-by")
+                    == Some(&"vault-auth-kubernetes".to_string())
             });
         let status = Api::<ConfigMap>::namespaced(c.clone(), &self.namespace)
             .get("vault-auth-roles")
@@ -598,12 +601,18 @@ async fn chart_rbac_is_sufficient_and_minimal() {
     let atoms = atoms(&objects);
     let mut unneeded = Vec::new();
     for (i, atom) in atoms.iter().enumerate() {
+        let started = Instant::now();
         let run = Run::start(&kube, i + 1).await;
         let variant = run.objects(&without(&objects, atom));
         run.apply(&applicable(&variant)).await;
         let outcome = scenario(&run, &bao, &creds).await;
         match &outcome {
-            Outcome::Forbidden(f) => println!("without {}: 403 on {:?}", atom.describe, f),
+            Outcome::Forbidden(f) => println!(
+                "without {}: 403 on {:?} ({:?})",
+                atom.describe,
+                f,
+                started.elapsed()
+            ),
             other => {
                 println!("without {}: {other:?}", atom.describe);
                 unneeded.push(atom.describe.clone());

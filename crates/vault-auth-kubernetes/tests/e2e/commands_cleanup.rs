@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::commands_support::{
-    cluster_state, state_diff, vak, vak_on_terminal, vault_state, writes_besides_events,
+    cluster_state, state_diff, vak, vak_on_terminal, vault_state, writes_besides_reports,
 };
 use crate::support::{AUTH_PATH, Env, NAMESPACE};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
@@ -168,7 +168,7 @@ async fn cleanup_restores_the_cluster_and_spares_the_users_objects() {
         dry.stdout
     );
     assert!(!dry.stdout.contains("kube-system/app"), "{}", dry.stdout);
-    assert_eq!(writes_besides_events(&env), vec![]);
+    assert_eq!(writes_besides_reports(&env), vec![]);
     assert_eq!(env.vault_role_names().await, ["apps", "default"]);
 
     // --yes: everything of the tool goes; the mount stays (not asked), empty.

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use crate::commands_support::{
-    added_and_removed, cluster_state, vak, vak_with, vault_state, writes_besides_events,
+    added_and_removed, cluster_state, configmap_status, vak, vak_with, vault_state,
+    writes_besides_reports,
 };
 use crate::support::{AUTH_PATH, Env, NAMESPACE};
 use k8s_openapi::api::core::v1::Secret;
@@ -122,7 +123,7 @@ async fn plan_shows_exactly_what_sync_once_does() {
     );
     assert_eq!(plan["invalid_entries"][0]["key"], "broken");
     // Nothing was written meanwhile.
-    assert_eq!(writes_besides_events(&env), vec![]);
+    assert_eq!(writes_besides_reports(&env), vec![]);
     assert_eq!(env.kube.counters().writes(), 0);
     assert_eq!(vault_state(&env).await, vault_before);
 
@@ -304,7 +305,11 @@ async fn unreachable_vault_is_an_error() {
             run.stderr
         );
     }
-    assert_eq!(writes_besides_events(&env), vec![]);
+    assert_eq!(writes_besides_reports(&env), vec![]);
+    // What sync --once found is where kubectl users look.
+    let (status, message) = configmap_status(&env).await;
+    assert_eq!(status, "Degraded", "{message}");
+    assert!(message.starts_with("VaultUnreachable: "), "{message}");
 }
 
 /// Unreachable Kubernetes API: plan and sync --once fail with status 1 and say why; Vault is

@@ -202,8 +202,9 @@ pub fn added_and_removed(
     (added, removed)
 }
 
-/// The Kubernetes writes the emulator counted, other than Events.
-pub fn writes_besides_events(env: &Env) -> Vec<(String, String, u16, u64)> {
+/// The Kubernetes writes counted, other than the reports: Events and the status annotations
+/// patched onto the roles ConfigMap.
+pub fn writes_besides_reports(env: &Env) -> Vec<(String, String, u16, u64)> {
     env.kube
         .counters()
         .entries()
@@ -211,6 +212,26 @@ pub fn writes_besides_events(env: &Env) -> Vec<(String, String, u16, u64)> {
         .filter(|(verb, resource, ..)| {
             ["create", "update", "patch", "delete", "deletecollection"].contains(&verb.as_str())
                 && resource != "events"
+                && !(verb == "patch" && resource == "configmaps")
         })
         .collect()
+}
+
+/// The status annotations of the roles ConfigMap: (status, message).
+pub async fn configmap_status(env: &Env) -> (String, String) {
+    let cm = Api::<ConfigMap>::namespaced(env.client(), crate::support::NAMESPACE)
+        .get("vault-auth-roles")
+        .await
+        .expect("get ConfigMap");
+    let annotations = cm.metadata.annotations.unwrap_or_default();
+    (
+        annotations
+            .get("vault-auth-kubernetes/status")
+            .cloned()
+            .unwrap_or_default(),
+        annotations
+            .get("vault-auth-kubernetes/status-message")
+            .cloned()
+            .unwrap_or_default(),
+    )
 }

@@ -332,17 +332,13 @@ async fn foreign_auth_method_at_the_mount_is_refused() {
         .expect_err("controller must stop");
     println!("controller stopped with: {err}");
     assert!(err.contains("userpass") && err.contains(AUTH_PATH), "{err}");
-    // The only write is the Warning Event that tells `kubectl describe` users why it stopped.
-    let writes: Vec<_> = env
-        .kube
-        .counters()
-        .entries()
-        .into_iter()
-        .filter(|(verb, resource, ..)| {
-            ["create", "update", "patch", "delete"].contains(&verb.as_str()) && resource != "events"
-        })
-        .collect();
+    // The only writes are the reports that tell `kubectl describe` users why it stopped: a
+    // Warning Event and the ConfigMap's status annotations.
+    let writes = crate::commands_support::writes_besides_reports(&env);
     assert!(writes.is_empty(), "{writes:?}");
+    let (status, message) = crate::commands_support::configmap_status(&env).await;
+    assert_eq!(status, "Degraded");
+    assert!(message.starts_with("ForeignAuthMethod: "), "{message}");
     let events = env.configmap_events().await;
     assert!(
         events
