@@ -9,6 +9,9 @@
 #                      scripts/go-tools/kubernetes (k8s.io/kubernetes v1.37.2, etcd v3.7.3)
 #   .tools/bin/vault   HashiCorp Vault v1.21.1, built from the Go module pinned in
 #                      scripts/go-tools/vault; used only as a test server (`vault server -dev`)
+#   .tools/bin/cargo-deny, just
+#                      cargo-deny 0.20.2 (licences, bans, sources; CI) and just 1.59.0 (the
+#                      justfile's task runner), `cargo install --locked` from crates.io
 #
 # Needs Python 3 (with venv), Go and access to PyPI and the Go module proxy. The Go builds are
 # cached outside the clone, in ${XDG_CACHE_HOME:-~/.cache}/vault-auth-kubernetes/go-tools/,
@@ -50,9 +53,40 @@ fi
 
 $python_only && exit 0
 
+cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/vault-auth-kubernetes"
+
+# --- Rust tools from crates.io -------------------------------------------------------------
+# install_cargo_tool NAME VERSION: `cargo install --locked` (the crate's own Cargo.lock, so every
+# dependency is pinned and checksum-verified) into the machine cache, once per version and rustc,
+# then linked into .tools/bin.
+install_cargo_tool() {
+  local name="$1" version="$2"
+  local out
+  out="$cache_root/cargo-tools/$name-$version-$(rustc --version | awk '{print $2}')"
+  mkdir -p "$cache_root/cargo-tools"
+  if [[ ! -f "$out/.complete" ]]; then
+    exec 8>"$cache_root/cargo-tools/$name.lock"
+    flock 8
+    if [[ ! -f "$out/.complete" ]]; then
+      say "installing $name $version from crates.io into $out"
+      local started=$SECONDS
+      rm -rf "$out.partial" "$out.build"
+      CARGO_TARGET_DIR="$out.build" cargo install --quiet --locked --root "$out.partial" "$name@$version"
+      rm -rf "$out" "$out.build" && mv "$out.partial" "$out"
+      echo "$((SECONDS - started))" >"$out/.build-seconds"
+      touch "$out/.complete"
+      say "installed $name in $((SECONDS - started)) s"
+    fi
+    exec 8>&-
+  fi
+  ln -sf "$out/bin/$name" "$tools/bin/$name"
+}
+install_cargo_tool cargo-deny 0.20.2
+install_cargo_tool just 1.59.0
+
 # --- Go builds -----------------------------------------------------------------------------
 command -v go >/dev/null || die "go is required to build etcd, kube-apiserver, kube-controller-manager and vault (https://go.dev/dl/, 1.26 or newer)"
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/vault-auth-kubernetes/go-tools"
+cache="$cache_root/go-tools"
 mkdir -p "$cache"
 go_version="$(go env GOVERSION)"
 
@@ -98,6 +132,6 @@ build_go_tool kubernetes "$k8s_ldflags" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager ./cmd/etcd
 build_go_tool vault "" github.com/hashicorp/vault
 
-for bin in etcd kube-apiserver kube-controller-manager vault; do
+for bin in etcd kube-apiserver kube-controller-manager vault cargo-deny just; do
   [[ -x "$tools/bin/$bin" ]] || die "$bin missing from $tools/bin after the build"
 done

@@ -77,7 +77,30 @@ MUTATIONS = [
         "  runAsUser: 0\n  runAsGroup: 65532\n  readOnly",
     ),
     ("no readiness probe path", "templates/deployment.yaml", "path: /readyz", "path: /livez"),
-    ("CA mounted writable", "templates/deployment.yaml", "readOnly: true", "readOnly: false"),
+    (
+        "CA mounted writable",
+        "templates/deployment.yaml",
+        'mountPath: {{ include "vak.vaultCADir" . }}\n              readOnly: true',
+        'mountPath: {{ include "vak.vaultCADir" . }}\n              readOnly: false',
+    ),
+    (
+        "AppRole Secret mounted writable",
+        "templates/deployment.yaml",
+        'mountPath: {{ include "vak.approleDir" . }}\n              readOnly: true',
+        'mountPath: {{ include "vak.approleDir" . }}\n              readOnly: false',
+    ),
+    (
+        "AppRole secret-id not read from its file",
+        "templates/deployment.yaml",
+        "- name: VAK_VAULT_SECRET_ID_FILE",
+        "- name: VAK_VAULT_SECRET_ID_FILE_",
+    ),
+    (
+        "policy guard-rail not passed",
+        "templates/deployment.yaml",
+        "- name: VAK_ALLOWED_POLICIES",
+        "- name: VAK_ALLOWED_POLICIES_",
+    ),
     (
         "leader election not passed",
         "templates/deployment.yaml",

@@ -8,6 +8,7 @@ from checks import Scope
 from manifests import Manifest, Obj
 
 CA_DIR = "/etc/vault-auth-kubernetes/vault-ca"
+APPROLE_DIR = "/etc/vault-auth-kubernetes/approle"
 UID = 65532
 
 #: The container securityContext the chart ships with.
@@ -55,8 +56,9 @@ def expected_env(
         "VAK_VAULT_MOUNT": mount,
         "VAK_VAULT_APPROLE_MOUNT": "approle",
         "VAK_VAULT_SKIP_VERIFY": "false",
-        "VAK_VAULT_ROLE_ID": secret_ref(secret, "VAK_VAULT_ROLE_ID"),
-        "VAK_VAULT_SECRET_ID": secret_ref(secret, "VAK_VAULT_SECRET_ID"),
+        # The AppRole Secret is mounted as files (see check_volumes), read at every login.
+        "VAK_VAULT_ROLE_ID_FILE": f"{APPROLE_DIR}/role-id",
+        "VAK_VAULT_SECRET_ID_FILE": f"{APPROLE_DIR}/secret-id",
         "VAK_NAMESPACE": field_ref("metadata.namespace"),
         "POD_NAME": field_ref("metadata.name"),
         "VAK_RESYNC_INTERVAL": "60s",
@@ -118,21 +120,44 @@ def check_probes(deployment: Obj, scope: Scope, *, port: int) -> None:
         scope.equal((c.get(probe) or {}).get("httpGet"), {"path": path, "port": "admin"}, probe)
 
 
-def check_ca(deployment: Obj, scope: Scope, *, source: dict[str, Any] | None, key: str) -> None:
-    """The CA bundle is mounted read-only from its Secret or ConfigMap, at VAK_VAULT_CA_CERT."""
+def approle_volume(secret: str) -> dict[str, Any]:
+    """The AppRole Secret as files: role-id and secret-id."""
+    items = [
+        {"key": "VAK_VAULT_ROLE_ID", "path": "role-id"},
+        {"key": "VAK_VAULT_SECRET_ID", "path": "secret-id"},
+    ]
+    return {"name": "approle", "secret": {"secretName": secret, "items": items}}
+
+
+APPROLE_MOUNT = {"name": "approle", "mountPath": APPROLE_DIR, "readOnly": True}
+
+
+def check_ca(
+    deployment: Obj,
+    scope: Scope,
+    *,
+    source: dict[str, Any] | None,
+    key: str,
+    secret: str = "vault-auth-kubernetes",
+) -> None:
+    """The AppRole Secret is mounted read-only as files; the CA bundle, when set, is mounted
+    read-only from its Secret or ConfigMap, at VAK_VAULT_CA_CERT."""
     spec = pod_spec(deployment)
     c = container(deployment)
     env = env_of(c, scope)
     if source is None:
-        scope.check("volumes" not in spec, f"no CA configured, but volumes {spec.get('volumes')}")
+        scope.equal(spec.get("volumes"), [approle_volume(secret)], "volumes")
+        scope.equal(c.get("volumeMounts"), [APPROLE_MOUNT], "volumeMounts")
         scope.check(
             "VAK_VAULT_CA_CERT" not in env, "no CA configured, but VAK_VAULT_CA_CERT is set"
         )
         return
-    scope.equal(spec.get("volumes"), [{"name": "vault-ca", **source}], "volumes")
+    scope.equal(
+        spec.get("volumes"), [approle_volume(secret), {"name": "vault-ca", **source}], "volumes"
+    )
     scope.equal(
         c.get("volumeMounts"),
-        [{"name": "vault-ca", "mountPath": CA_DIR, "readOnly": True}],
+        [APPROLE_MOUNT, {"name": "vault-ca", "mountPath": CA_DIR, "readOnly": True}],
         "volumeMounts",
     )
     scope.equal(env.get("VAK_VAULT_CA_CERT"), f"{CA_DIR}/{key}", "VAK_VAULT_CA_CERT")

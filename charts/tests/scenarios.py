@@ -110,7 +110,7 @@ def vault_ca_secret(m: Manifest, s: Scope) -> None:
     )
     check_deployment(m, s, sa=sa, env=env, image="registry.example.com/vak@sha256:" + "ab" * 32)
     source = {"secret": {"secretName": "vault-ca", "items": [{"key": "ca.pem", "path": "ca.pem"}]}}
-    check_ca(m.deployment(), s, source=source, key="ca.pem")
+    check_ca(m.deployment(), s, source=source, key="ca.pem", secret="vault-approle")
     rbac.check(m, s, namespace="vault-auth", sa=sa, leader=False)
 
 
@@ -300,6 +300,19 @@ def own_rbac_metrics_service(m: Manifest, s: Scope) -> None:
     s.equal(svc.body["spec"]["ports"][0].get("port"), 8080, "metrics Service port")
 
 
+def guard_rails(m: Manifest, s: Scope) -> None:
+    """The policy guard-rail's patterns and the empty-ConfigMap opt-in reach the controller."""
+    env = expected_env(
+        host=HOST,
+        mount=MOUNT,
+        secret="vault-auth-kubernetes",
+        VAK_ALLOWED_POLICIES="team-*,default",
+        VAK_DENIED_POLICIES="admin*",
+        VAK_ALLOW_EMPTY_CONFIGMAP="true",
+    )
+    check_deployment(m, s, sa=service_account(m), env=env)
+
+
 def scenario(name: str, values: dict, specific, extra_kinds=(), **kwargs) -> Scenario:
     return Scenario(
         name, {**REQUIRED, **values}, specific, CORE_OBJECTS + list(extra_kinds), **kwargs
@@ -365,6 +378,14 @@ SCENARIOS = [
         json_logs,
     ),
     scenario("pod-placement", PLACEMENT, pod_placement),
+    scenario(
+        "guard-rails",
+        {
+            "policyGuard": {"allowed": ["team-*", "default"], "denied": ["admin*"]},
+            "allowEmptyConfigMap": True,
+        },
+        guard_rails,
+    ),
     Scenario(
         "own-rbac-metrics-service",
         {

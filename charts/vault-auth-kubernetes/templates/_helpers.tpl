@@ -68,3 +68,8 @@ true
 {{- define "vak.vaultCADir" -}}
 /etc/vault-auth-kubernetes/vault-ca
 {{- end -}}
+
+{{/* Where the AppRole Secret is mounted as files. */}}
+{{- define "vak.approleDir" -}}
+/etc/vault-auth-kubernetes/approle
+{{- end -}}

@@ -5,7 +5,6 @@
 //! `scripts/tools.sh`), with RBAC off and on, and with the reviewer's token from a TokenRequest
 //! and from a `kubernetes.io/service-account-token` Secret filled in by the token controller.
 //! Expiry is shown by moving the emulator's clock (`Faults::set_clock_offset`).
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Api, DeleteParams, PostParams};
@@ -117,32 +116,8 @@ impl Cluster {
 
     /// A TokenRequest token for `namespace/name`, valid for an hour.
     async fn token(&self, namespace: &str, name: &str, audiences: &[&str]) -> String {
-        self.token_for(namespace, name, audiences, 3600).await
-    }
-
-    /// A TokenRequest token for `namespace/name`, valid for `seconds`.
-    async fn token_for(
-        &self,
-        namespace: &str,
-        name: &str,
-        audiences: &[&str],
-        seconds: i64,
-    ) -> String {
-        let request = TokenRequest {
-            spec: TokenRequestSpec {
-                audiences: audiences.iter().map(|a| a.to_string()).collect(),
-                expiration_seconds: Some(seconds),
-                ..TokenRequestSpec::default()
-            },
-            ..TokenRequest::default()
-        };
-        Api::<ServiceAccount>::namespaced(self.emulator.client(), namespace)
-            .create_token_request(name, &PostParams::default(), &request)
+        testkit::objects::token_request(&self.emulator.client(), namespace, name, audiences, 3600)
             .await
-            .expect("TokenRequest")
-            .status
-            .expect("TokenRequest status")
-            .token
     }
 
     /// The reviewer's JWT, from a TokenRequest or from a service-account-token Secret.
@@ -446,7 +421,9 @@ async fn expired_token_is_refused_by_review() {
     cluster.configure(&reviewer).await;
     cluster.role("app", &["app"], None).await;
     let app_uid = cluster.uid(APPS, "app").await;
-    let short = cluster.token_for(APPS, "app", &[], MIN_LIFETIME).await;
+    let short =
+        testkit::objects::token_request(&cluster.emulator.client(), APPS, "app", &[], MIN_LIFETIME)
+            .await;
     let long = cluster.token(APPS, "app", &[]).await;
     cluster.assert_login("app", &short, "app", &app_uid).await;
 
@@ -475,7 +452,9 @@ async fn expired_token_is_refused_by_review() {
     // A token minted on the moved clock is issued 661 s in OpenBao's future: OpenBao refuses it
     // by its own iat/nbf check, without asking TokenReview. On the real clock again, a fresh
     // token logs in.
-    let skewed = cluster.token_for(APPS, "app", &[], MIN_LIFETIME).await;
+    let skewed =
+        testkit::objects::token_request(&cluster.emulator.client(), APPS, "app", &[], MIN_LIFETIME)
+            .await;
     let reviews = cluster.reviews(201);
     assert_refused(
         &cluster.login("app", &skewed).await,
@@ -487,7 +466,9 @@ async fn expired_token_is_refused_by_review() {
         "OpenBao refused it by itself"
     );
     faults.clear();
-    let fresh = cluster.token_for(APPS, "app", &[], MIN_LIFETIME).await;
+    let fresh =
+        testkit::objects::token_request(&cluster.emulator.client(), APPS, "app", &[], MIN_LIFETIME)
+            .await;
     cluster.assert_login("app", &fresh, "app", &app_uid).await;
     assert_eq!(
         cluster.reviews(403),

@@ -5,7 +5,6 @@
 //! details name/kind) and every grant is checked to work, so the RBAC set a test grants is shown
 //! to be both necessary and enough.
 use http_body_util::BodyExt;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -54,20 +53,7 @@ where
 
 /// A TokenRequest token for ServiceAccount `namespace/name`, minted through the API.
 async fn token_for(emulator: &Emulator, namespace: &str, name: &str) -> String {
-    let api = Api::<ServiceAccount>::namespaced(emulator.client(), namespace);
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![],
-            expiration_seconds: Some(3600),
-            ..TokenRequestSpec::default()
-        },
-        ..TokenRequest::default()
-    };
-    let response = api
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .expect("TokenRequest");
-    response.status.expect("TokenRequest status").token
+    testkit::objects::token_request(&emulator.client(), namespace, name, &[], 3600).await
 }
 
 async fn worker_client(emulator: &Emulator) -> kube::Client {
@@ -76,10 +62,7 @@ async fn worker_client(emulator: &Emulator) -> kube::Client {
 
 /// The Status of a failed kube-rs call.
 fn status_of<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> Status {
-    match result {
-        Err(kube::Error::Api(status)) => *status,
-        other => panic!("expected an API error Status, got {other:?}"),
-    }
+    *testkit::objects::api_error(result)
 }
 
 fn assert_forbidden(status: &Status, message: &str, name: &str, kind: &str) {

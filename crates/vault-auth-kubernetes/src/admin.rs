@@ -32,19 +32,25 @@ pub struct AdminState {
 
 /// Binds the admin port (0 = any free port) and serves until `shutdown`; returns the address.
 pub async fn start(
-    port: u16,
+    bind: SocketAddr,
     state: AdminState,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr> {
-    let listener =
-        TcpListener::bind(("0.0.0.0", port))
-            .await
-            .map_err(|e| Error::InvalidSetting {
-                setting: "--admin-port (env VAK_ADMIN_PORT)".to_string(),
-                message: format!("cannot listen on port {port}: {e}"),
-            })?;
+    let setting = || {
+        format!(
+            "{} / {}",
+            crate::cli::Setting::AdminAddress.describe(),
+            crate::cli::Setting::AdminPort.describe()
+        )
+    };
+    let listener = TcpListener::bind(bind)
+        .await
+        .map_err(|e| Error::InvalidSetting {
+            setting: setting(),
+            message: format!("cannot listen on {bind}: {e}"),
+        })?;
     let addr = listener.local_addr().map_err(|e| Error::InvalidSetting {
-        setting: "--admin-port (env VAK_ADMIN_PORT)".to_string(),
+        setting: setting(),
         message: e.to_string(),
     })?;
     info!(%addr, "admin server listening (/livez, /readyz, /metrics)");

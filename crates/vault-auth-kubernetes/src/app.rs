@@ -52,17 +52,25 @@ pub async fn run(command: Command) -> Result<u8> {
         }
         Command::Validate(args) => Ok(commands::validate::run(&args)),
         Command::Plan(args) => {
-            commands::plan::run(Settings::from_connection(&args.connection)?, &args).await
+            let mut settings = Settings::from_command(&args.connection, &args.token)?;
+            settings.apply_policy_args(&args.policy);
+            commands::plan::run(settings, &args).await
         }
         Command::Sync(args) => {
             if let Err(message) = commands::sync_once::check_args(&args) {
                 eprintln!("vault-auth-kubernetes sync: error: {message}");
                 return Ok(commands::status::USAGE);
             }
-            commands::sync_once::run(Settings::from_connection(&args.connection)?).await
+            let mut settings = Settings::from_command(&args.connection, &args.token)?;
+            settings.apply_policy_args(&args.policy);
+            commands::sync_once::run(settings).await
         }
         Command::Cleanup(args) => {
-            commands::cleanup::run(Settings::from_connection(&args.connection)?, &args).await
+            commands::cleanup::run(
+                Settings::from_command(&args.connection, &args.token)?,
+                &args,
+            )
+            .await
         }
         Command::Version => {
             println!("{}", version_text());
@@ -94,7 +102,12 @@ pub async fn run_controller(settings: Settings, shutdown: CancellationToken) -> 
         metrics: ctx.metrics.clone(),
         vault: ctx.vault.clone(),
     };
-    admin::start(ctx.settings.admin_port, admin, shutdown.clone()).await?;
+    admin::start(
+        std::net::SocketAddr::new(ctx.settings.admin_address, ctx.settings.admin_port),
+        admin,
+        shutdown.clone(),
+    )
+    .await?;
     let session = tokio::spawn({
         let vault = ctx.vault.clone();
         let stop = shutdown.child_token();

@@ -172,6 +172,12 @@ pub struct KubernetesArgs {
     /// Kubernetes API address that Vault can reach; defaults to the server of the kubeconfig.
     #[arg(long, env = "VAK_VAULT_KUBE_HOST", value_name = "URL")]
     pub vault_kube_host: Option<String>,
+
+    /// PEM file of the CA that signed the Kubernetes API's certificate, written into Vault's
+    /// auth config; defaults to the CA of the kubeconfig (or of the in-cluster configuration).
+    /// Needed when the kubeconfig trusts the API some other way.
+    #[arg(long, env = "VAK_VAULT_KUBE_CA_CERT", value_name = "PATH")]
+    pub vault_kube_ca_cert: Option<PathBuf>,
 }
 
 /// How to reach and log in to Vault, and where the auth method lives.
@@ -204,6 +210,25 @@ pub struct VaultArgs {
         hide_env_values = true
     )]
     pub vault_secret_id: Option<SecretArg>,
+
+    /// File holding the AppRole role-id (instead of --vault-role-id); read again at every login.
+    #[arg(
+        long,
+        env = "VAK_VAULT_ROLE_ID_FILE",
+        value_name = "PATH",
+        conflicts_with = "vault_role_id"
+    )]
+    pub vault_role_id_file: Option<PathBuf>,
+
+    /// File holding the AppRole secret-id (instead of --vault-secret-id); read again at every
+    /// login, so a rotated secret-id (e.g. a Secret mounted as files) is used without a restart.
+    #[arg(
+        long,
+        env = "VAK_VAULT_SECRET_ID_FILE",
+        value_name = "PATH",
+        conflicts_with = "vault_secret_id"
+    )]
+    pub vault_secret_id_file: Option<PathBuf>,
 
     /// PEM file of the CA(s) that signed Vault's certificate; when set, only these are trusted.
     #[arg(long, env = "VAK_VAULT_CA_CERT", value_name = "PATH")]
@@ -271,6 +296,16 @@ pub struct RunArgs {
     )]
     pub admin_port: u16,
 
+    /// Address the admin HTTP server listens on. The default (all addresses) lets the kubelet's
+    /// probes and Prometheus reach it in a pod; 127.0.0.1 keeps it to the host.
+    #[arg(
+        long,
+        env = "VAK_ADMIN_ADDRESS",
+        value_name = "IP",
+        default_value = "0.0.0.0"
+    )]
+    pub admin_address: std::net::IpAddr,
+
     /// Elect a leader among replicas through a Lease in the controller's namespace; only the
     /// leader writes. Needed when running more than one replica.
     #[arg(long, env = "VAK_LEADER_ELECTION")]
@@ -295,6 +330,8 @@ pub struct ControllerArgs {
     pub connection: ConnectionArgs,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 /// Arguments of `validate`.
@@ -307,6 +344,56 @@ pub struct ValidateArgs {
     /// Report format.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// Guard-rails on what the ConfigMap can do: which policies its entries may grant (see
+/// `roles::PolicyGuard`; `root` and the controller's own policies are refused whatever these
+/// say), and whether emptying it may delete everything.
+#[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "Guard-rails")]
+pub struct PolicyArgs {
+    /// Policies a role may grant, as comma-separated glob patterns (`*` matches anything), e.g.
+    /// "team-*,default". Unset: any policy but root and the controller's own.
+    #[arg(
+        long,
+        env = "VAK_ALLOWED_POLICIES",
+        value_name = "PATTERNS",
+        value_delimiter = ','
+    )]
+    pub allowed_policies: Vec<String>,
+
+    /// Policies no role may grant, as comma-separated glob patterns, e.g. "admin*,*-write".
+    #[arg(
+        long,
+        env = "VAK_DENIED_POLICIES",
+        value_name = "PATTERNS",
+        value_delimiter = ','
+    )]
+    pub denied_policies: Vec<String>,
+
+    /// Let a ConfigMap without entries delete every role and managed ServiceAccount. Without it
+    /// (or the ConfigMap annotation vault-auth-kubernetes/allow-empty: "true"), an emptied
+    /// ConfigMap deletes nothing and is reported as a Warning.
+    #[arg(long, env = "VAK_ALLOW_EMPTY_CONFIGMAP")]
+    pub allow_empty_configmap: bool,
+}
+
+/// An operator's own Vault token, for the short-lived commands (instead of AppRole).
+#[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "Vault")]
+pub struct TokenArgs {
+    /// Vault token to use instead of logging in with AppRole (also read from VAULT_TOKEN or
+    /// BAO_TOKEN); never revoked. A token from an AppRole login is revoked when the command ends.
+    #[arg(
+        long,
+        env = "VAULT_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub vault_token: Option<SecretArg>,
 }
 
 /// Arguments of `plan`.
@@ -318,6 +405,10 @@ pub struct PlanArgs {
 
     #[command(flatten)]
     pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 /// Arguments of `sync`.
@@ -329,6 +420,10 @@ pub struct SyncArgs {
 
     #[command(flatten)]
     pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 /// Arguments of `cleanup`.
@@ -348,6 +443,8 @@ pub struct CleanupArgs {
 
     #[command(flatten)]
     pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
 }
 
 fn parse_duration(value: &str) -> Result<Duration, String> {
@@ -365,10 +462,14 @@ pub enum Setting {
     Kubeconfig,
     Namespace,
     VaultKubeHost,
+    VaultKubeCaCert,
     VaultHost,
     VaultMount,
     VaultRoleId,
     VaultSecretId,
+    VaultRoleIdFile,
+    VaultSecretIdFile,
+    VaultToken,
     VaultCaCert,
     VaultSkipVerify,
     VaultNamespace,
@@ -376,20 +477,26 @@ pub enum Setting {
     LogLevel,
     ResyncInterval,
     AdminPort,
+    AdminAddress,
     LeaderElection,
     LeaderLeaseDuration,
+    AllowEmptyConfigmap,
 }
 
 impl Setting {
     /// Every setting (for tests that check each resolves).
-    pub const ALL: [Setting; 16] = [
+    pub const ALL: [Setting; 22] = [
         Setting::Kubeconfig,
         Setting::Namespace,
         Setting::VaultKubeHost,
+        Setting::VaultKubeCaCert,
         Setting::VaultHost,
         Setting::VaultMount,
         Setting::VaultRoleId,
         Setting::VaultSecretId,
+        Setting::VaultRoleIdFile,
+        Setting::VaultSecretIdFile,
+        Setting::VaultToken,
         Setting::VaultCaCert,
         Setting::VaultSkipVerify,
         Setting::VaultNamespace,
@@ -397,8 +504,10 @@ impl Setting {
         Setting::LogLevel,
         Setting::ResyncInterval,
         Setting::AdminPort,
+        Setting::AdminAddress,
         Setting::LeaderElection,
         Setting::LeaderLeaseDuration,
+        Setting::AllowEmptyConfigmap,
     ];
 
     /// The clap id (the field name).
@@ -407,6 +516,12 @@ impl Setting {
             Setting::Kubeconfig => "kubeconfig",
             Setting::Namespace => "namespace",
             Setting::VaultKubeHost => "vault_kube_host",
+            Setting::VaultKubeCaCert => "vault_kube_ca_cert",
+            Setting::VaultRoleIdFile => "vault_role_id_file",
+            Setting::VaultSecretIdFile => "vault_secret_id_file",
+            Setting::VaultToken => "vault_token",
+            Setting::AdminAddress => "admin_address",
+            Setting::AllowEmptyConfigmap => "allow_empty_configmap",
             Setting::VaultHost => "vault_host",
             Setting::VaultMount => "vault_mount",
             Setting::VaultRoleId => "vault_role_id",
@@ -426,11 +541,11 @@ impl Setting {
     /// `--flag (env VAR)`, from the argument's definition.
     pub fn describe(self) -> String {
         let command = Cli::command();
-        let run = command
-            .find_subcommand("run")
-            .expect("the run command defines every setting");
-        let arg = run
-            .get_arguments()
+        // The controller (`run`) defines most settings; --vault-token only the short-lived
+        // commands.
+        let arg = command
+            .get_subcommands()
+            .flat_map(|c| c.get_arguments())
             .find(|a| a.get_id() == self.id())
             .unwrap_or_else(|| panic!("no argument {:?}", self.id()));
         let flag = format!("--{}", arg.get_long().expect("settings are long flags"));

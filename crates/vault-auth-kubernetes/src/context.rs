@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{debug, info, warn};
 
 use crate::error::Result;
 use crate::k8s::cluster::{self, ClusterInfo};
@@ -51,6 +51,21 @@ impl Context {
             metrics,
             events,
         }))
+    }
+
+    /// For the short-lived commands, at exit: revokes the token their AppRole login obtained,
+    /// so a CronJob running `sync --once` leaves no token or lease behind. An operator's own
+    /// token is left alone. A failure is a warning (the token then lives until its TTL ends),
+    /// not a failure of the command, whose work is done.
+    pub async fn revoke_token(&self) {
+        match self.vault.revoke_own_token().await {
+            Ok(true) => debug!("revoked the Vault token of this command"),
+            Ok(false) => {}
+            Err(error) => warn!(
+                %error,
+                "could not revoke the Vault token of this command; it expires at the end of its TTL"
+            ),
+        }
     }
 }
 

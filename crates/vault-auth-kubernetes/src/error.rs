@@ -22,7 +22,7 @@ pub enum Error {
     MissingSettings(String),
 
     /// A Kubernetes API call failed.
-    #[error("kubernetes: {operation} failed: {source}")]
+    #[error("kubernetes: {operation} failed: {}", error_chain(.source))]
     Kube {
         operation: String,
         #[source]
@@ -34,7 +34,7 @@ pub enum Error {
     KubeConfig(String),
 
     /// A Vault request could not be sent or its answer not read (network, TLS, timeout).
-    #[error("vault: {operation} failed: {source}")]
+    #[error("vault: {operation} failed: {}", error_chain(.source))]
     VaultTransport {
         operation: String,
         #[source]
@@ -48,6 +48,31 @@ pub enum Error {
         status: u16,
         message: String,
     },
+
+    /// Vault refused a login (AppRole credentials, or the operator's token). The hint says what
+    /// to check, including a possible lockout.
+    #[error("vault: login refused (HTTP {status}: {message}); {hint}")]
+    VaultLoginRefused {
+        status: u16,
+        message: String,
+        hint: String,
+    },
+
+    /// A login was not attempted: earlier ones failed, and another attempt now could trip
+    /// Vault's AppRole lockout. Changed credentials are tried at once.
+    #[error(
+        "vault: login held back for {retry_in_s} s after {failures} refused login(s), so Vault's \
+         AppRole lockout cannot trigger (last answer: {last}); new credentials are tried at once"
+    )]
+    VaultLoginThrottled {
+        failures: u32,
+        retry_in_s: u64,
+        last: String,
+    },
+
+    /// A credential could not be read (its file is missing, unreadable or empty).
+    #[error("vault {what}: {message}")]
+    VaultCredentials { what: String, message: String },
 
     /// Vault answered with a body this tool could not understand.
     #[error("vault: {operation}: unexpected response: {message}")]
@@ -111,6 +136,9 @@ impl Error {
             Error::VaultTransport { .. } | Error::VaultTls { .. } => "VaultUnreachable",
             Error::VaultStatus { status: 503, .. } => "VaultUnavailable",
             Error::VaultStatus { operation, .. } if operation == "login" => "VaultLoginFailed",
+            Error::VaultLoginRefused { .. }
+            | Error::VaultLoginThrottled { .. }
+            | Error::VaultCredentials { .. } => "VaultLoginFailed",
             Error::VaultStatus { .. } | Error::VaultResponse { .. } => "VaultRequestFailed",
             Error::VaultMountMissing { .. } => "VaultMountMissing",
             Error::Kube { source, .. } if is_unreachable(source) => "KubernetesUnreachable",
@@ -123,7 +151,59 @@ impl Error {
     }
 }
 
+/// An error and its causes, outermost first, joined by ": " — so "error sending request" is
+/// followed by what really happened ("tcp connect error: Connection refused", a DNS failure, a
+/// TLS reason, "operation timed out"). A cause whose text its wrapper already shows is not
+/// repeated. `std::io::Error`s that wrap another error are looked through (their `source()`
+/// skips the error they wrap).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = cause_of(error);
+    while let Some(cause) = next {
+        let part = cause.to_string();
+        if !part.is_empty() && !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = cause_of(cause);
+    }
+    text
+}
+
+fn cause_of<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    match error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+        None => error.source(),
+    }
+}
+
 /// A Kubernetes request that got no answer (as opposed to an error Status).
 fn is_unreachable(error: &kube::Error) -> bool {
     !matches!(error, kube::Error::Api(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("error sending request for url (http://127.0.0.1:1/)")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_names_the_cause() {
+        let inner =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let wrapped = std::io::Error::other(Outer(inner));
+        let text = error_chain(&Outer(wrapped));
+        assert!(text.starts_with("error sending request"), "{text}");
+        assert!(text.ends_with(": Connection refused"), "{text}");
+        // Each cause once, even where a wrapper repeats its inner error's text.
+        assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
+    }
 }

@@ -29,6 +29,11 @@ pub const MOUNT_MAX_LEASE_TTL: &str = "8760h";
 /// Annotation on managed ServiceAccounts listing the Vault roles that want them (comma-separated).
 /// It lets an invalid ConfigMap entry protect the ServiceAccounts its role created.
 pub const ROLES_ANNOTATION: &str = "vault-auth-kubernetes/roles";
+/// Annotation on the roles ConfigMap saying that having no entry is meant: then, and with
+/// `--allow-empty-configmap`, an emptied ConfigMap deletes every role and managed
+/// ServiceAccount. Without it nothing is deleted (a ConfigMap emptied by mistake, e.g. by a
+/// bad template, must not wipe the cluster's Vault access).
+pub const ALLOW_EMPTY_ANNOTATION: &str = "vault-auth-kubernetes/allow-empty";
 /// Secret of type `kubernetes.io/service-account-token` holding the reviewer's long-lived token.
 pub const REVIEWER_TOKEN_SECRET: &str = "token-reviewer-token";
 /// ClusterRole and ClusterRoleBinding letting the reviewer `get` namespaces, needed only when a

@@ -4,12 +4,16 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{ConnectionArgs, ControllerArgs, KubernetesArgs, RunArgs, Setting, VaultArgs};
+use crate::cli::{
+    ConnectionArgs, ControllerArgs, KubernetesArgs, RunArgs, Setting, TokenArgs, VaultArgs,
+};
 use crate::error::{Error, Result};
 use crate::mount::Mount;
 use crate::names::DEFAULT_NAMESPACE;
 use crate::secret::Secret;
-use crate::vault::{DEFAULT_APPROLE_MOUNT, DEFAULT_REQUEST_TIMEOUT, VaultSettings};
+use crate::vault::{
+    Credential, DEFAULT_APPROLE_MOUNT, DEFAULT_REQUEST_TIMEOUT, VaultAuth, VaultSettings,
+};
 
 /// Where the in-cluster namespace of the pod is mounted.
 pub const IN_CLUSTER_NAMESPACE_FILE: &str =
@@ -20,6 +24,8 @@ pub const IN_CLUSTER_NAMESPACE_FILE: &str =
 pub struct Settings {
     pub kubeconfig: Option<PathBuf>,
     pub vault_kube_host: Option<String>,
+    /// CA written into Vault's auth config instead of the kubeconfig's.
+    pub vault_kube_ca_cert: Option<PathBuf>,
     pub mount: Mount,
     pub vault: VaultSettings,
     /// Namespace of the controller and of the roles ConfigMap.
@@ -27,8 +33,15 @@ pub struct Settings {
     pub resync_interval: Duration,
     /// Port of the admin server (0: any free port).
     pub admin_port: u16,
+    /// Address the admin server listens on.
+    pub admin_address: std::net::IpAddr,
     /// Leader election, when on.
     pub leader_election: Option<LeaderElection>,
+    /// `--allowed-policies` / `--denied-policies` (glob patterns) of the policy guard-rail.
+    pub allowed_policies: Vec<String>,
+    pub denied_policies: Vec<String>,
+    /// `--allow-empty-configmap`: an emptied ConfigMap may delete everything.
+    pub allow_empty_configmap: bool,
 }
 
 /// Default of `--resync-interval` (what one-shot commands carry, unused).
@@ -42,6 +55,14 @@ pub const LEASE_NAME: &str = "vault-auth-kubernetes";
 pub struct LeaderElection {
     /// Validity of the Lease without renewal.
     pub lease_duration: Duration,
+}
+
+/// Whether a command takes an operator's Vault token instead of AppRole, and the one given.
+enum TokenChoice {
+    /// The controller: AppRole only.
+    NotAccepted,
+    /// `plan`, `sync --once`, `cleanup`.
+    Accepted(Option<Secret>),
 }
 
 /// The value, or the setting that would give it.
@@ -71,17 +92,52 @@ impl Settings {
     /// Validates what a command that talks to the cluster and Vault was given. Every missing
     /// required value is named by flag and env var.
     pub fn from_connection(args: &ConnectionArgs) -> Result<Settings> {
-        Self::from_connection_with_namespace_file(args, Path::new(IN_CLUSTER_NAMESPACE_FILE))
+        Self::from_connection_with_namespace_file(
+            args,
+            TokenChoice::NotAccepted,
+            Path::new(IN_CLUSTER_NAMESPACE_FILE),
+        )
+    }
+
+    /// Takes the policy guard-rail's patterns.
+    pub fn apply_policy_args(&mut self, policy: &crate::cli::PolicyArgs) {
+        self.allowed_policies = policy.allowed_policies.clone();
+        self.denied_policies = policy.denied_policies.clone();
+        self.allow_empty_configmap = policy.allow_empty_configmap;
+    }
+
+    /// For `plan`, `sync --once` and `cleanup`: like [`Settings::from_connection`], and an
+    /// operator's own token (`--vault-token`, `VAULT_TOKEN`, else `BAO_TOKEN`) is used when no
+    /// AppRole credentials are given.
+    pub fn from_command(args: &ConnectionArgs, token: &TokenArgs) -> Result<Settings> {
+        let token = token
+            .vault_token
+            .as_ref()
+            .map(|t| t.0.trim().to_string())
+            .or_else(|| {
+                std::env::var("BAO_TOKEN")
+                    .ok()
+                    .map(|t| t.trim().to_string())
+            })
+            .filter(|t| !t.is_empty())
+            .map(Secret::new);
+        Self::from_connection_with_namespace_file(
+            args,
+            TokenChoice::Accepted(token),
+            Path::new(IN_CLUSTER_NAMESPACE_FILE),
+        )
     }
 
     /// Validates the controller's settings: the connection and how it runs.
     pub fn from_controller(args: &ControllerArgs) -> Result<Settings> {
         let ControllerArgs {
             connection,
+            policy,
             run:
                 RunArgs {
                     resync_interval,
                     admin_port,
+                    admin_address,
                     leader_election,
                     leader_lease_duration,
                 },
@@ -92,6 +148,8 @@ impl Settings {
         let mut settings = Self::from_connection(connection)?;
         settings.resync_interval = *resync_interval;
         settings.admin_port = *admin_port;
+        settings.admin_address = *admin_address;
+        settings.apply_policy_args(policy);
         settings.leader_election = leader_election.then_some(LeaderElection {
             lease_duration: *leader_lease_duration,
         });
@@ -100,6 +158,7 @@ impl Settings {
 
     fn from_connection_with_namespace_file(
         args: &ConnectionArgs,
+        token: TokenChoice,
         ns_file: &Path,
     ) -> Result<Settings> {
         let ConnectionArgs {
@@ -108,6 +167,7 @@ impl Settings {
                     kubeconfig,
                     namespace,
                     vault_kube_host,
+                    vault_kube_ca_cert,
                 },
             vault:
                 VaultArgs {
@@ -115,6 +175,8 @@ impl Settings {
                     vault_mount,
                     vault_role_id,
                     vault_secret_id,
+                    vault_role_id_file,
+                    vault_secret_id_file,
                     vault_ca_cert,
                     vault_skip_verify,
                     vault_namespace,
@@ -131,16 +193,61 @@ impl Settings {
         };
         let vault_host = take(vault_host.as_deref(), Setting::VaultHost);
         let mount = take(vault_mount.as_deref(), Setting::VaultMount);
-        let role_id = take(
-            vault_role_id.as_ref().map(|s| s.0.as_str()),
-            Setting::VaultRoleId,
-        );
-        let secret_id = take(
-            vault_secret_id.as_ref().map(|s| s.0.as_str()),
-            Setting::VaultSecretId,
-        );
+        // Each AppRole credential as a value or a file; an operator's token replaces both when
+        // neither is given.
+        let given = |value: &Option<crate::cli::SecretArg>| {
+            value.as_ref().is_some_and(|v| !v.0.trim().is_empty())
+        };
+        let approle_given = given(vault_role_id)
+            || given(vault_secret_id)
+            || vault_role_id_file.is_some()
+            || vault_secret_id_file.is_some();
+        let mut credential = |value: &Option<crate::cli::SecretArg>,
+                              file: &Option<PathBuf>,
+                              setting,
+                              file_setting| {
+            match file {
+                Some(path) => Credential::File(path.clone()),
+                None if given(value) => {
+                    Credential::Value(Secret::new(value.as_ref().map_or("", |v| v.0.trim())))
+                }
+                None => {
+                    missing.push(format!(
+                        "{} or {}",
+                        Setting::describe(setting),
+                        Setting::describe(file_setting)
+                    ));
+                    Credential::Value(Secret::default())
+                }
+            }
+        };
+        let token_accepted = matches!(token, TokenChoice::Accepted(_));
+        let auth = match token {
+            TokenChoice::Accepted(Some(token)) if !approle_given => VaultAuth::Token(token),
+            _ => VaultAuth::AppRole {
+                role_id: credential(
+                    vault_role_id,
+                    vault_role_id_file,
+                    Setting::VaultRoleId,
+                    Setting::VaultRoleIdFile,
+                ),
+                secret_id: credential(
+                    vault_secret_id,
+                    vault_secret_id_file,
+                    Setting::VaultSecretId,
+                    Setting::VaultSecretIdFile,
+                ),
+            },
+        };
         if !missing.is_empty() {
-            return Err(Error::MissingSettings(missing.join(", ")));
+            let mut text = missing.join(", ");
+            if token_accepted && !approle_given {
+                text.push_str(&format!(
+                    " (or, instead of AppRole, a Vault token: {}, or BAO_TOKEN)",
+                    Setting::VaultToken.describe()
+                ));
+            }
+            return Err(Error::MissingSettings(text));
         }
 
         let mount =
@@ -149,13 +256,20 @@ impl Settings {
         let vault_kube_host = non_empty(vault_kube_host)
             .map(|h| validate_url(&h, Setting::VaultKubeHost))
             .transpose()?;
-        if let Some(ca) = vault_ca_cert
-            && !ca.is_file()
-        {
-            return Err(invalid(
-                Setting::VaultCaCert,
-                format!("{} is not a readable file", ca.display()),
-            ));
+        for (file, setting) in [
+            (vault_ca_cert, Setting::VaultCaCert),
+            (vault_kube_ca_cert, Setting::VaultKubeCaCert),
+            (vault_role_id_file, Setting::VaultRoleIdFile),
+            (vault_secret_id_file, Setting::VaultSecretIdFile),
+        ] {
+            if let Some(path) = file
+                && !path.is_file()
+            {
+                return Err(invalid(
+                    setting,
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
         }
         let approle_mount = vault_approle_mount
             .as_deref()
@@ -178,6 +292,7 @@ impl Settings {
         Ok(Settings {
             kubeconfig: kubeconfig.clone().filter(|p| !p.as_os_str().is_empty()),
             vault_kube_host,
+            vault_kube_ca_cert: vault_kube_ca_cert.clone(),
             mount,
             vault: VaultSettings {
                 addr,
@@ -185,14 +300,17 @@ impl Settings {
                 ca_cert_file: vault_ca_cert.clone(),
                 skip_tls_verify: *vault_skip_verify,
                 approle_mount,
-                role_id,
-                secret_id: Secret::new(secret_id),
+                auth,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
             },
             namespace,
             resync_interval: DEFAULT_RESYNC_INTERVAL,
             admin_port: 0,
+            admin_address: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             leader_election: None,
+            allowed_policies: Vec::new(),
+            denied_policies: Vec::new(),
+            allow_empty_configmap: false,
         })
     }
 }
@@ -220,18 +338,42 @@ impl fmt::Display for Settings {
             .kubeconfig
             .as_ref()
             .map_or_else(|| "(in-cluster)".to_string(), |p| p.display().to_string());
+        let credential = |c: &Credential| match c {
+            Credential::Value(_) => crate::secret::REDACTED.to_string(),
+            Credential::File(path) => format!("(file {})", path.display()),
+        };
+        let auth = match &self.vault.auth {
+            VaultAuth::AppRole { role_id, secret_id } => format!(
+                "vault-role-id: {} vault-secret-id: {}",
+                credential(role_id),
+                credential(secret_id)
+            ),
+            VaultAuth::Token(_) => format!("vault-token: {}", crate::secret::REDACTED),
+        };
+        let leader = self.leader_election.as_ref().map_or_else(
+            || "off".to_string(),
+            |l| {
+                format!(
+                    "on (lease {})",
+                    humantime::format_duration(l.lease_duration)
+                )
+            },
+        );
         write!(
             f,
             "kubeconfig: {kubeconfig:?} vault-host: {:?} vault-mount: {:?} vault-kube-host: {:?} \
-             vault-role-id: {} vault-secret-id: {} vault-namespace: {:?} vault-ca-cert: {:?} \
-             vault-skip-verify: {} vault-approle-mount: {:?} namespace: {:?} resync-interval: {}",
+             vault-kube-ca-cert: {:?} {auth} vault-namespace: {:?} vault-ca-cert: {:?} \
+             vault-skip-verify: {} vault-approle-mount: {:?} namespace: {:?} resync-interval: {} \
+             admin: {}:{} leader-election: {leader}",
             self.vault.addr,
             self.mount.as_str(),
             self.vault_kube_host
                 .as_deref()
                 .unwrap_or("(from kubeconfig)"),
-            crate::secret::REDACTED,
-            self.vault.secret_id,
+            self.vault_kube_ca_cert.as_ref().map_or_else(
+                || "(from kubeconfig)".to_string(),
+                |p| p.display().to_string()
+            ),
             self.vault.namespace.as_deref().unwrap_or(""),
             self.vault
                 .ca_cert_file
@@ -242,6 +384,8 @@ impl fmt::Display for Settings {
             self.vault.approle_mount,
             self.namespace,
             humantime::format_duration(self.resync_interval),
+            self.admin_address,
+            self.admin_port,
         )
     }
 }
@@ -361,13 +505,16 @@ mod tests {
         a.kubernetes.namespace = None;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("namespace");
-        let s = Settings::from_connection_with_namespace_file(&a, &file).unwrap();
+        let s = Settings::from_connection_with_namespace_file(&a, TokenChoice::NotAccepted, &file)
+            .unwrap();
         assert_eq!(s.namespace, "vault-auth");
         std::fs::write(&file, "platform\n").unwrap();
-        let s = Settings::from_connection_with_namespace_file(&a, &file).unwrap();
+        let s = Settings::from_connection_with_namespace_file(&a, TokenChoice::NotAccepted, &file)
+            .unwrap();
         assert_eq!(s.namespace, "platform");
         a.kubernetes.namespace = Some("explicit".into());
-        let s = Settings::from_connection_with_namespace_file(&a, &file).unwrap();
+        let s = Settings::from_connection_with_namespace_file(&a, TokenChoice::NotAccepted, &file)
+            .unwrap();
         assert_eq!(s.namespace, "explicit");
     }
 }

@@ -1,9 +1,8 @@
 //! Helpers shared by the kube-rs acceptance tests.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kube::core::Status;
 use kube_emulator::{Emulator, Options};
 
 /// Starts an emulator with default options.
@@ -18,28 +17,17 @@ pub async fn emulator_with(options: Options) -> Emulator {
         .expect("the emulator starts")
 }
 
-/// The Status of a failed request (panics on other errors or success).
-pub fn status<T: std::fmt::Debug>(result: kube::Result<T>) -> Box<Status> {
-    match result {
-        Err(kube::Error::Api(status)) => status,
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
+/// The Status of a failed request (panics on other errors or success): testkit's.
+pub use testkit::objects::api_error as status;
 
-/// Polls `check` until it returns Some, or panics after `timeout` with `what`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+/// Polls `check` until it returns Some, or panics after `timeout` with `what`: testkit's
+/// `wait_for`, without the elapsed time.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    testkit::wait_for(what, timeout, check).await.0
 }
 
 /// A raw request through the emulator's admin client, returning status code and JSON body.

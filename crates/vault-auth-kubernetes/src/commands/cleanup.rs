@@ -381,7 +381,13 @@ pub const REFUSAL: &str = "refusing to remove anything: stdin is not a terminal,
 /// Runs `cleanup`.
 pub async fn run(settings: Settings, args: &CleanupArgs) -> Result<u8> {
     let address = settings.vault.addr.clone();
-    let syncer = &Syncer::new(Context::connect(settings).await?);
+    let ctx = Context::connect(settings).await?;
+    let result = run_with(&Syncer::new(ctx.clone()), &address, args).await;
+    ctx.revoke_token().await;
+    result
+}
+
+async fn run_with(syncer: &Syncer, address: &str, args: &CleanupArgs) -> Result<u8> {
     syncer.ctx().vault.login().await?;
     let mount = syncer.mount_state().await?;
     let path = syncer.ctx().settings.mount.auth_path();
@@ -408,7 +414,7 @@ pub async fn run(settings: Settings, args: &CleanupArgs) -> Result<u8> {
         args.delete_mount,
     );
     let style = stdout_style();
-    print!("{}", render_inventory(&inv, &address, style));
+    print!("{}", render_inventory(&inv, address, style));
     if inv.is_empty() {
         println!("Nothing to remove.");
         return Ok(status::SUCCESS);

@@ -210,7 +210,8 @@ pub async fn observe(syncer: &Syncer) -> Result<PlanReport> {
     syncer.ctx().vault.login().await?;
     let mount = syncer.mount_state().await?;
     let snapshot = ClusterSnapshot::fetch(&syncer.ctx().client, &settings.namespace).await?;
-    let roles = snapshot.roles_data().map(|data| parse_roles(&data));
+    let (data, _) = snapshot.roles_to_plan(settings.allow_empty_configmap);
+    let roles = data.map(|data| parse_roles(&data));
     let reviewer = plan_reviewer(&snapshot, &settings.namespace, roles.as_ref());
     // Without a token the fingerprint cannot match: the config is planned to be written.
     let jwt = match &reviewer.token {
@@ -230,8 +231,11 @@ pub async fn observe(syncer: &Syncer) -> Result<PlanReport> {
 
 /// Runs `plan`: prints the report, returns 0 (no changes) or 2 (changes pending).
 pub async fn run(settings: Settings, args: &PlanArgs) -> Result<u8> {
-    let syncer = Syncer::new(Context::connect(settings).await?);
-    let report = observe(&syncer).await?;
+    let ctx = Context::connect(settings).await?;
+    let syncer = Syncer::new(ctx.clone());
+    let report = observe(&syncer).await;
+    ctx.revoke_token().await;
+    let report = report?;
     let text = match args.output {
         OutputFormat::Text => render_text(&report, stdout_style()),
         OutputFormat::Json => render_json(&report),

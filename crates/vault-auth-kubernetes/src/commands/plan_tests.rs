@@ -83,6 +83,7 @@ fn observation(mount: MountState) -> Observation {
         // The mount describes its parameters once it exists.
         role_params: (mount == MountState::Kubernetes).then(crate::roles::ServerParams::all),
         roles: Some(roles),
+        empty_configmap_held: false,
         desired_service_accounts: Some(desired),
         config: DesiredConfig {
             kubernetes_host: "https://k8s.example:6443".into(),

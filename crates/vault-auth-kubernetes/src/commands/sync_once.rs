@@ -36,9 +36,12 @@ pub async fn sync_once(syncer: &Syncer) -> Result<PassReport> {
 /// unreachable is an error (also 1).
 pub async fn run(settings: Settings) -> Result<u8> {
     let path = format!("auth/{}", settings.mount.auth_path());
-    let syncer = Syncer::new(Context::connect(settings).await?);
+    let ctx = Context::connect(settings).await?;
+    let syncer = Syncer::new(ctx.clone());
     let started = Instant::now();
-    let report = sync_once(&syncer).await?;
+    let report = sync_once(&syncer).await;
+    ctx.revoke_token().await;
+    let report = report?;
     print!(
         "{}",
         render_summary(&report, &path, started.elapsed(), stdout_style())
@@ -296,14 +299,18 @@ mod tests {
         assert_eq!(
             check_args(&SyncArgs {
                 once: true,
-                connection: Default::default()
+                connection: Default::default(),
+                token: Default::default(),
+                policy: Default::default(),
             }),
             Ok(())
         );
         assert_eq!(
             check_args(&SyncArgs {
                 once: false,
-                connection: Default::default()
+                connection: Default::default(),
+                token: Default::default(),
+                policy: Default::default(),
             }),
             Err(NEEDS_ONCE)
         );

@@ -15,7 +15,7 @@ use super::status;
 use crate::cli::{OutputFormat, ValidateArgs};
 use crate::desired::desired_service_accounts;
 use crate::names::ROLES_CONFIGMAP;
-use crate::roles::{Finding, Severity, parse_roles};
+use crate::roles::{Finding, PolicyGuard, Severity, parse_roles};
 
 /// How one file is named in reports; `-` is stdin.
 pub const STDIN_NAME: &str = "<stdin>";
@@ -84,11 +84,16 @@ impl FileReport {
     }
 }
 
-/// Checks one file's text.
-pub fn check_text(text: &str) -> FileOutcome {
+/// Checks one file's text. `guard` holds what `--allowed-policies` / `--denied-policies` say
+/// (offline, the controller's own policies are unknown; `root` is always refused).
+pub fn check_text(text: &str, guard: &PolicyGuard) -> FileOutcome {
     match read_manifest(text) {
         Ok(manifest) => FileOutcome::Checked {
-            configmaps: manifest.configmaps.iter().map(check_configmap).collect(),
+            configmaps: manifest
+                .configmaps
+                .iter()
+                .map(|cm| check_configmap(cm, guard))
+                .collect(),
             other_objects: manifest.other_objects,
         },
         Err(error) => FileOutcome::NotYaml { error },
@@ -97,7 +102,7 @@ pub fn check_text(text: &str) -> FileOutcome {
 
 /// Checks one ConfigMap with the controller's validation, plus the one rule the API server
 /// enforces before the controller ever sees an entry: data values are strings.
-pub fn check_configmap(cm: &RolesConfigMap) -> ConfigMapReport {
+pub fn check_configmap(cm: &RolesConfigMap, guard: &PolicyGuard) -> ConfigMapReport {
     let lines: BTreeMap<&str, u64> = cm
         .entries
         .iter()
@@ -108,7 +113,7 @@ pub fn check_configmap(cm: &RolesConfigMap) -> ConfigMapReport {
         .iter()
         .filter_map(|e| Some((e.key.clone(), e.value.clone().ok()?)))
         .collect();
-    let set = parse_roles(&data);
+    let set = parse_roles(&data).guard_policies(guard);
     let mut findings = set.findings.clone();
     findings.extend(desired_service_accounts(&set, &[]).findings);
     let mut rejected: Vec<String> = set.rejected.iter().cloned().collect();
@@ -278,6 +283,11 @@ fn read_input(path: &Path) -> Result<String, String> {
 
 /// Runs `validate`: prints the report on stdout, returns the exit status.
 pub fn run(args: &ValidateArgs) -> u8 {
+    let guard = PolicyGuard::new(
+        &[],
+        &args.policy.allowed_policies,
+        &args.policy.denied_policies,
+    );
     let reports: Vec<FileReport> = args
         .files
         .iter()
@@ -288,7 +298,7 @@ pub fn run(args: &ValidateArgs) -> u8 {
                 path.display().to_string()
             },
             outcome: match read_input(path) {
-                Ok(text) => check_text(&text),
+                Ok(text) => check_text(&text, &guard),
                 Err(error) => FileOutcome::Unreadable { error },
             },
         })
@@ -308,7 +318,7 @@ mod tests {
     fn report(file: &str, text: &str) -> FileReport {
         FileReport {
             file: file.into(),
-            outcome: check_text(text),
+            outcome: check_text(text, &PolicyGuard::default()),
         }
     }
 

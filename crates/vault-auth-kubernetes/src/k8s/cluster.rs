@@ -59,8 +59,10 @@ pub async fn load_config(kubeconfig: Option<&Path>) -> Result<kube::Config> {
     }
 }
 
-/// The host and CA Vault needs, from the settings and the kube configuration.
-pub fn cluster_info(settings: &Settings, config: &kube::Config) -> ClusterInfo {
+/// The host and CA Vault needs, from the settings and the kube configuration: the CA is
+/// `--vault-kube-ca-cert` when given, else the kubeconfig's (empty when it has none; the
+/// config write then fails naming the flag, see `sync::apply`).
+pub fn cluster_info(settings: &Settings, config: &kube::Config) -> Result<ClusterInfo> {
     let host = settings.vault_kube_host.clone().unwrap_or_else(|| {
         config
             .cluster_url
@@ -68,12 +70,36 @@ pub fn cluster_info(settings: &Settings, config: &kube::Config) -> ClusterInfo {
             .trim_end_matches('/')
             .to_string()
     });
-    let ca_pem = config
-        .root_cert
-        .as_deref()
-        .map(ders_to_pem)
-        .unwrap_or_default();
-    ClusterInfo { host, ca_pem }
+    let ca_pem = match &settings.vault_kube_ca_cert {
+        Some(path) => {
+            let invalid = |message: String| Error::InvalidSetting {
+                setting: crate::cli::Setting::VaultKubeCaCert.describe(),
+                message,
+            };
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(invalid(format!(
+                    "{} holds no PEM certificate",
+                    path.display()
+                )));
+            }
+            pem
+        }
+        None => config
+            .root_cert
+            .as_deref()
+            .map(ders_to_pem)
+            .unwrap_or_default(),
+    };
+    if ca_pem.is_empty() {
+        tracing::warn!(
+            "the kubeconfig gives no CA certificate for the Kubernetes API; Vault needs one to \
+             review tokens: give it with {}",
+            crate::cli::Setting::VaultKubeCaCert.describe()
+        );
+    }
+    Ok(ClusterInfo { host, ca_pem })
 }
 
 /// Builds the kube client (counting every request into `metrics`) and the cluster info.
@@ -82,7 +108,7 @@ pub async fn connect(
     metrics: &Metrics,
 ) -> Result<(kube::Client, ClusterInfo)> {
     let config = load_config(settings.kubeconfig.as_deref()).await?;
-    let info = cluster_info(settings, &config);
+    let info = cluster_info(settings, &config)?;
     let client = ClientBuilder::try_from(config)
         .map_err(|source| Error::Kube {
             operation: "create client".to_string(),

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use http::{Method, Request, Response};
 use tower::{Layer, Service};
+use tracing::Instrument;
 
 use crate::metrics::Metrics;
 
@@ -56,14 +57,20 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let operation = operation(req.method(), req.uri().path(), req.uri().query());
+        // One span per request (until the response head arrives), so what the client logs
+        // about it is tied to the operation and to the pass that sent it.
+        let span = tracing::info_span!("kubernetes_request", operation = %operation);
         let metrics = self.metrics.clone();
         let future = self.inner.call(req);
-        Box::pin(async move {
-            let result = future.await;
-            let status = result.as_ref().ok().map(|r| r.status().as_u16());
-            metrics.kubernetes_request(&operation, status);
-            result
-        })
+        Box::pin(
+            async move {
+                let result = future.await;
+                let status = result.as_ref().ok().map(|r| r.status().as_u16());
+                metrics.kubernetes_request(&operation, status);
+                result
+            }
+            .instrument(span),
+        )
     }
 }
 

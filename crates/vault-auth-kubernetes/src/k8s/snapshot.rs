@@ -15,8 +15,8 @@ use kube::core::PartialObjectMeta;
 use crate::desired::{NamespaceInfo, ServiceAccountRef};
 use crate::error::{Error, Result};
 use crate::names::{
-    MANAGED_ANNOTATION, MANAGED_VALUE, NAMESPACE_READER, REVIEWER_CLUSTER_ROLE_BINDING,
-    REVIEWER_TOKEN_SECRET, ROLES_ANNOTATION, ROLES_CONFIGMAP,
+    ALLOW_EMPTY_ANNOTATION, MANAGED_ANNOTATION, MANAGED_VALUE, NAMESPACE_READER,
+    REVIEWER_CLUSTER_ROLE_BINDING, REVIEWER_TOKEN_SECRET, ROLES_ANNOTATION, ROLES_CONFIGMAP,
 };
 use crate::plan::ObservedServiceAccount;
 
@@ -103,6 +103,32 @@ impl ClusterSnapshot {
         match &self.configmap {
             ConfigMapState::Present(cm) => Some(cm.data.clone().unwrap_or_default()),
             ConfigMapState::Missing => None,
+        }
+    }
+
+    /// The ConfigMap's entries to plan with, and whether an emptied ConfigMap is held back:
+    /// one with no entry plans like a missing one (nothing is deleted) unless emptiness is
+    /// meant (`allow_empty`, i.e. `--allow-empty-configmap`, or the annotation). The one place
+    /// this is decided, for the roles, the ServiceAccounts and the reviewer's objects alike.
+    pub fn roles_to_plan(&self, allow_empty: bool) -> (Option<BTreeMap<String, String>>, bool) {
+        let held = !allow_empty && self.configmap_empty_without_opt_in();
+        (self.roles_data().filter(|_| !held), held)
+    }
+
+    /// True when the ConfigMap exists with no entry and does not say, with the annotation
+    /// [`ALLOW_EMPTY_ANNOTATION`] set to "true", that it is meant to be empty.
+    fn configmap_empty_without_opt_in(&self) -> bool {
+        match &self.configmap {
+            ConfigMapState::Present(cm) => {
+                cm.data.as_ref().is_none_or(|d| d.is_empty())
+                    && cm
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(ALLOW_EMPTY_ANNOTATION))
+                        .is_none_or(|v| v.trim() != "true")
+            }
+            ConfigMapState::Missing => false,
         }
     }
 

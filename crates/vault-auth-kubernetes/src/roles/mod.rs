@@ -15,6 +15,7 @@ mod json;
 mod name;
 mod normalize;
 mod parse;
+mod policy_guard;
 mod selector;
 mod server;
 mod values;
@@ -32,6 +33,7 @@ mod test_util {
 pub use diff::{FieldChange, diff_role, role_changes};
 pub use name::glob_match;
 pub use normalize::normalize_vault_role;
+pub use policy_guard::PolicyGuard;
 pub use server::ServerParams;
 
 /// One valid ConfigMap entry, ready to be written to Vault.

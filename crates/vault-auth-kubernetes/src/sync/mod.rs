@@ -184,7 +184,8 @@ impl Syncer {
             configmap_present: snapshot.roles_data().is_some(),
             ..Default::default()
         };
-        let roles = snapshot.roles_data().map(|data| parse_roles(&data));
+        let (data, _) = snapshot.roles_to_plan(self.ctx.settings.allow_empty_configmap);
+        let roles = data.map(|data| parse_roles(&data));
         let namespace = &self.ctx.settings.namespace;
         let reviewer_plan = plan_reviewer(snapshot, namespace, roles.as_ref());
         let reviewer = Reviewer {
@@ -244,6 +245,7 @@ impl Syncer {
                 .collect();
         }
         report.findings = observation.findings().cloned().collect();
+        report.empty_configmap_held = observation.empty_configmap_held;
         if !stopped {
             self.apply_roles_and_accounts(snapshot, &plan, &mut report)
                 .await;

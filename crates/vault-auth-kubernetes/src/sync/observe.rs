@@ -12,7 +12,7 @@ use crate::plan::{
     DesiredConfig, MountState, Observed, ObservedConfig, Plan, PlanError, PlanInput, RoleAction,
     plan,
 };
-use crate::roles::{Finding, RoleSet, ServerParams, parse_roles};
+use crate::roles::{Finding, PolicyGuard, RoleSet, ServerParams, parse_roles};
 use crate::secret::Secret as SecretString;
 
 use super::outcome::{PassReport, Step};
@@ -85,6 +85,8 @@ impl VaultView {
 pub struct Observation {
     /// The ConfigMap's entries as the server can hold them (see [`RoleSet::for_server`]).
     pub roles: Option<RoleSet>,
+    /// The ConfigMap has no entry and no opt-in to delete everything: planned as if missing.
+    pub empty_configmap_held: bool,
     /// The role parameters the mount accepts; `None` while it does not exist (the entries are
     /// then checked against every parameter this tool knows).
     pub role_params: Option<ServerParams>,
@@ -176,8 +178,15 @@ impl Syncer {
         vault: VaultView,
         reviewer_jwt: SecretString,
     ) -> Observation {
-        let roles = snapshot.roles_data().map(|data| {
-            let parsed = parse_roles(&data);
+        let settings = &self.ctx.settings;
+        let guard = PolicyGuard::new(
+            &self.ctx.vault.own_policies(),
+            &settings.allowed_policies,
+            &settings.denied_policies,
+        );
+        let (data, empty_configmap_held) = snapshot.roles_to_plan(settings.allow_empty_configmap);
+        let roles = data.map(|data| {
+            let parsed = parse_roles(&data).guard_policies(&guard);
             match &vault.role_params {
                 Some(params) => parsed.for_server(params),
                 None => parsed,
@@ -210,6 +219,7 @@ impl Syncer {
 
         Observation {
             roles,
+            empty_configmap_held,
             role_params: vault.role_params,
             desired_service_accounts,
             config: DesiredConfig {
@@ -259,6 +269,7 @@ mod tests {
         let desired = desired_service_accounts(&roles, &namespaces);
         let observation = |vault: VaultView| Observation {
             roles: Some(roles.clone()),
+            empty_configmap_held: false,
             role_params: vault.role_params,
             desired_service_accounts: Some(desired.clone()),
             config: DesiredConfig {

@@ -91,6 +91,9 @@ pub struct PassReport {
     pub managed_service_accounts: usize,
     /// False when the ConfigMap does not exist.
     pub configmap_present: bool,
+    /// The ConfigMap has no entry and no opt-in: nothing was deleted (see
+    /// `names::ALLOW_EMPTY_ANNOTATION`).
+    pub empty_configmap_held: bool,
 }
 
 impl PassReport {
@@ -128,6 +131,7 @@ impl PassReport {
             || !self.rejected.is_empty()
             || self.outcomes.iter().any(StepOutcome::refused)
             || !self.conflicts.is_empty()
+            || self.empty_configmap_held
     }
 
     /// Confirmed ServiceAccount steps of one kind, by reference.

@@ -24,7 +24,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::k8s::events::Notice;
 use crate::k8s::snapshot::{ClusterSnapshot, ConfigMapState};
-use crate::names::ROLES_CONFIGMAP;
+use crate::names::{ALLOW_EMPTY_ANNOTATION, ROLES_CONFIGMAP};
 use crate::plan::{RoleAction, ServiceAccountAction};
 use crate::roles::Severity;
 
@@ -127,6 +127,13 @@ impl Reporter {
                 format!("plan note: {note}"),
             ));
         }
+        if report.empty_configmap_held {
+            lines.push((
+                tracing::Level::WARN,
+                "configmap empty".to_string(),
+                empty_configmap_message(&ctx.settings.namespace),
+            ));
+        }
         if !report.configmap_present {
             lines.push((
                 tracing::Level::WARN,
@@ -201,9 +208,29 @@ fn step_name(step: &Step) -> String {
     }
 }
 
+/// What an emptied ConfigMap held back means, and how to mean it.
+fn empty_configmap_message(namespace: &str) -> String {
+    format!(
+        "ConfigMap {namespace}/{ROLES_CONFIGMAP} has no entry: nothing is deleted, so the roles \
+         and managed ServiceAccounts stay as they are. To delete them all, annotate the ConfigMap \
+         {ALLOW_EMPTY_ANNOTATION}=\"true\" (or run with {})",
+        crate::cli::Setting::AllowEmptyConfigmap.describe()
+    )
+}
+
 /// The Warning conditions that hold after a pass, one per kind of problem.
 pub fn conditions(report: &PassReport) -> BTreeSet<Notice> {
     let mut out = BTreeSet::new();
+    if report.empty_configmap_held {
+        out.insert(Notice::warning(
+            "EmptyConfigMap",
+            "Validate",
+            format!(
+                "the ConfigMap has no entry: nothing deleted; annotate it \
+                 {ALLOW_EMPTY_ANNOTATION}=\"true\" to delete every role and managed ServiceAccount"
+            ),
+        ));
+    }
     let errors: Vec<String> = report
         .findings
         .iter()
@@ -417,6 +444,9 @@ pub fn status_for_pass(report: &PassReport) -> Status {
     )];
     if !report.configmap_present {
         parts.push("ConfigMap missing: nothing deleted".to_string());
+    }
+    if report.empty_configmap_held {
+        parts.push("ConfigMap has no entry: nothing deleted (no allow-empty opt-in)".to_string());
     }
     if !report.rejected.is_empty() {
         parts.push(format!(

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use reqwest::header::HeaderValue;
 use serde_json::Value;
+use tracing::Instrument;
 use url::Url;
 
 use super::VaultSettings;
@@ -132,6 +133,8 @@ pub(crate) struct Transport {
     http: reqwest::Client,
     base: Url,
     namespace: Option<HeaderValue>,
+    /// The CA file given, for the hint of a certificate error.
+    ca_cert_file: Option<std::path::PathBuf>,
     metrics: Metrics,
 }
 
@@ -180,6 +183,7 @@ impl Transport {
             http,
             base,
             namespace,
+            ca_cert_file: settings.ca_cert_file.clone(),
             metrics,
         })
     }
@@ -190,7 +194,8 @@ impl Transport {
     }
 
     /// Sends one request and returns Vault's answer whatever its status; only a request that
-    /// got no answer is an error. Counts it and logs operation, path, status and duration.
+    /// got no answer is an error. Counts it and logs status and duration, in a span
+    /// (`vault_request`, with operation and path) that ties its log lines to the pass.
     pub(crate) async fn send(
         &self,
         operation: &'static str,
@@ -199,65 +204,71 @@ impl Transport {
         token: Option<&Secret>,
         body: Option<&Value>,
     ) -> Result<Answer> {
-        let mut url = path.url(&self.base);
-        let method = match method {
-            Method::Get => reqwest::Method::GET,
-            Method::List => {
-                url.query_pairs_mut().append_pair("list", "true");
-                reqwest::Method::GET
-            }
-            Method::Help => {
-                url.query_pairs_mut().append_pair("help", "1");
-                reqwest::Method::GET
-            }
-            Method::Post => reqwest::Method::POST,
-            Method::Delete => reqwest::Method::DELETE,
-        };
-        let mut request = self.http.request(method, url);
-        if let Some(token) = token {
-            let mut value =
-                HeaderValue::from_str(token.expose()).map_err(|_| Error::VaultResponse {
-                    operation: operation.to_string(),
-                    message: "Vault issued a token that is not a valid header value".to_string(),
-                })?;
-            value.set_sensitive(true);
-            request = request.header("X-Vault-Token", value);
-        }
-        if let Some(ns) = &self.namespace {
-            request = request.header("X-Vault-Namespace", ns.clone());
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-
-        let started = Instant::now();
-        let outcome = match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                response.text().await.map(|text| (status, text))
-            }
-            Err(e) => Err(e),
-        };
-        let duration_ms = started.elapsed().as_millis() as u64;
-        match outcome {
-            Ok((status, text)) => {
-                self.metrics.vault_request(operation, Some(status));
-                if status >= 500 {
-                    tracing::warn!(operation, %path, status, duration_ms, "vault request");
-                } else {
-                    tracing::debug!(operation, %path, status, duration_ms, "vault request");
+        let span = tracing::info_span!("vault_request", operation, path = %path);
+        async move {
+            let mut url = path.url(&self.base);
+            let method = match method {
+                Method::Get => reqwest::Method::GET,
+                Method::List => {
+                    url.query_pairs_mut().append_pair("list", "true");
+                    reqwest::Method::GET
                 }
-                Ok(Answer {
-                    status,
-                    body: parse_body(&text),
-                })
+                Method::Help => {
+                    url.query_pairs_mut().append_pair("help", "1");
+                    reqwest::Method::GET
+                }
+                Method::Post => reqwest::Method::POST,
+                Method::Delete => reqwest::Method::DELETE,
+            };
+            let mut request = self.http.request(method, url);
+            if let Some(token) = token {
+                let mut value =
+                    HeaderValue::from_str(token.expose()).map_err(|_| Error::VaultResponse {
+                        operation: operation.to_string(),
+                        message: "Vault issued a token that is not a valid header value"
+                            .to_string(),
+                    })?;
+                value.set_sensitive(true);
+                request = request.header("X-Vault-Token", value);
             }
-            Err(source) => {
-                self.metrics.vault_request(operation, None);
-                tracing::warn!(operation, %path, duration_ms, error = %source, "vault request failed");
-                Err(self.transport_error(operation, source))
+            if let Some(ns) = &self.namespace {
+                request = request.header("X-Vault-Namespace", ns.clone());
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+
+            let started = Instant::now();
+            let outcome = match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    response.text().await.map(|text| (status, text))
+                }
+                Err(e) => Err(e),
+            };
+            let duration_ms = started.elapsed().as_millis() as u64;
+            match outcome {
+                Ok((status, text)) => {
+                    self.metrics.vault_request(operation, Some(status));
+                    if status >= 500 {
+                        tracing::warn!(status, duration_ms, "vault request");
+                    } else {
+                        tracing::debug!(status, duration_ms, "vault request");
+                    }
+                    Ok(Answer {
+                        status,
+                        body: parse_body(&text),
+                    })
+                }
+                Err(source) => {
+                    self.metrics.vault_request(operation, None);
+                    tracing::warn!(duration_ms, error = %source, "vault request failed");
+                    Err(self.transport_error(operation, source))
+                }
             }
         }
+        .instrument(span)
+        .await
     }
 
     fn transport_error(&self, operation: &str, source: reqwest::Error) -> Error {
@@ -266,7 +277,7 @@ impl Transport {
                 operation: operation.to_string(),
                 addr: self.addr().to_string(),
                 message,
-                hint: tls::tls_fix_hint(),
+                hint: tls::tls_fix_hint(self.ca_cert_file.as_deref()),
             },
             None => Error::VaultTransport {
                 operation: operation.to_string(),

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 pub use api::{
     AuthMount, KubernetesConfig, KubernetesConfigWrite, RoleBody, role_parameters_from_help,
 };
-pub use session::TokenStatus;
+pub use session::{Credential, TokenStatus, VaultAuth};
 
 use self::http::{Answer, Method, Transport, VaultPath};
 use self::session::{Credentials, Session};
@@ -55,8 +55,8 @@ pub struct VaultSettings {
     pub skip_tls_verify: bool,
     /// Path of the AppRole auth method, default [`DEFAULT_APPROLE_MOUNT`].
     pub approle_mount: String,
-    pub role_id: String,
-    pub secret_id: Secret,
+    /// How the client gets its token: AppRole, or an operator's own token.
+    pub auth: VaultAuth,
     /// Time limit of one request.
     pub request_timeout: Duration,
 }
@@ -70,8 +70,10 @@ impl VaultSettings {
             ca_cert_file: None,
             skip_tls_verify: false,
             approle_mount: DEFAULT_APPROLE_MOUNT.to_string(),
-            role_id: role_id.into(),
-            secret_id,
+            auth: VaultAuth::AppRole {
+                role_id: Credential::Value(Secret::new(role_id.into())),
+                secret_id: Credential::Value(secret_id),
+            },
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
@@ -103,9 +105,18 @@ impl VaultClient {
     /// Builds the client (no request is sent yet). Fails on an unusable address, namespace or
     /// CA file, or missing AppRole credentials.
     pub fn new(settings: VaultSettings, metrics: Metrics) -> Result<Self> {
+        let empty_value =
+            |c: &Credential| matches!(c, Credential::Value(v) if v.expose().trim().is_empty());
+        let (role_id_empty, secret_id_empty, token_empty) = match &settings.auth {
+            VaultAuth::AppRole { role_id, secret_id } => {
+                (empty_value(role_id), empty_value(secret_id), false)
+            }
+            VaultAuth::Token(token) => (false, false, token.expose().trim().is_empty()),
+        };
         for (setting, empty) in [
-            ("vault role-id", settings.role_id.trim().is_empty()),
-            ("vault secret-id", settings.secret_id.is_empty()),
+            ("vault role-id", role_id_empty),
+            ("vault secret-id", secret_id_empty),
+            ("vault token", token_empty),
             (
                 "vault approle mount",
                 settings.approle_mount.trim().is_empty(),
@@ -130,8 +141,7 @@ impl VaultClient {
         }
         let credentials = Credentials {
             approle_mount: settings.approle_mount.trim_matches('/').to_string(),
-            role_id: settings.role_id,
-            secret_id: settings.secret_id,
+            auth: settings.auth,
         };
         Ok(VaultClient {
             inner: Arc::new(Inner {
@@ -149,6 +159,21 @@ impl VaultClient {
             .token(&self.inner.transport)
             .await
             .map(drop)
+    }
+
+    /// Revokes the token this client obtained by logging in (`auth/token/revoke-self`), so a
+    /// short-lived command leaves no token or lease behind in Vault. An operator's own token
+    /// (`--vault-token`) is never revoked, and nothing is sent when no token was obtained.
+    /// Returns whether a token was revoked (Vault answered 204).
+    pub async fn revoke_own_token(&self) -> Result<bool> {
+        self.inner.session.revoke(&self.inner.transport).await
+    }
+
+    /// The policies of the token this client holds (read at login, or with `lookup-self` for an
+    /// operator's token): what a ConfigMap entry must never grant (see `roles::PolicyGuard`).
+    /// Empty until a token is held.
+    pub fn own_policies(&self) -> Vec<String> {
+        self.inner.session.own_policies()
     }
 
     /// Whether a valid token is held (for readiness), its remaining TTL and renewability.
@@ -218,7 +243,13 @@ mod tests {
         s.namespace = Some("team\nx".into());
         assert!(VaultClient::new(s, Metrics::new()).is_err());
         let mut s = settings("https://vault:8200/");
-        s.secret_id = Secret::default();
+        s.auth = VaultAuth::AppRole {
+            role_id: Credential::Value(Secret::new("role")),
+            secret_id: Credential::Value(Secret::default()),
+        };
+        assert!(VaultClient::new(s, Metrics::new()).is_err());
+        let mut s = settings("https://vault:8200/");
+        s.auth = VaultAuth::Token(Secret::new(" "));
         assert!(VaultClient::new(s, Metrics::new()).is_err());
     }
 

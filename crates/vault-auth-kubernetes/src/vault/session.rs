@@ -7,8 +7,10 @@
 //! renewable, its max TTL reached, or the renewal refused), or when Vault rejects the token
 //! itself (see [`Session::recover_from_forbidden`]).
 
-use std::sync::RwLock;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -16,7 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::http::{Method, Transport, VaultPath};
-use crate::backoff::TOKEN_RETRY;
+use crate::backoff::{LoginThrottle, TOKEN_RETRY};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::secret::Secret;
@@ -32,11 +34,95 @@ pub struct TokenStatus {
     pub renewable: bool,
 }
 
-/// The AppRole credentials.
+/// One credential: given as a value, or read from a file at every login (a Kubernetes Secret
+/// mounted as files is updated in place when rotated, so a new secret-id is used at the next
+/// login without a restart).
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// The value itself (flag or env var).
+    Value(Secret),
+    /// A file holding the value (surrounding whitespace ignored).
+    File(PathBuf),
+}
+
+impl Credential {
+    /// The value now. `what` names the credential in the error.
+    fn read(&self, what: &str) -> Result<Secret> {
+        match self {
+            Credential::Value(value) => Ok(value.clone()),
+            Credential::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::VaultCredentials {
+                    what: what.to_string(),
+                    message: format!("cannot read {}: {e}", path.display()),
+                })?;
+                let value = text.trim();
+                if value.is_empty() {
+                    return Err(Error::VaultCredentials {
+                        what: what.to_string(),
+                        message: format!("{} is empty", path.display()),
+                    });
+                }
+                Ok(Secret::new(value))
+            }
+        }
+    }
+}
+
+/// How the client gets its token.
+#[derive(Clone, Debug)]
+pub enum VaultAuth {
+    /// AppRole login: what the controller uses. The token is renewed, replaced when renewal
+    /// cannot work, and revoked by the short-lived commands when they finish.
+    AppRole {
+        role_id: Credential,
+        secret_id: Credential,
+    },
+    /// An operator's own token (`--vault-token`, `VAULT_TOKEN`, `BAO_TOKEN`), for `plan`,
+    /// `sync --once` and `cleanup`: used as it is, never renewed, never revoked.
+    Token(Secret),
+}
+
+/// The credentials and where AppRole is mounted.
 pub(crate) struct Credentials {
     pub(crate) approle_mount: String,
-    pub(crate) role_id: String,
-    pub(crate) secret_id: Secret,
+    pub(crate) auth: VaultAuth,
+}
+
+/// Failed logins so far, for [`LoginThrottle`]: only logins Vault answered and refused count
+/// (those are what Vault's lockout counts), and new credentials start afresh.
+#[derive(Default)]
+struct LoginFailures {
+    count: u32,
+    /// No login before this instant.
+    not_before: Option<Instant>,
+    /// Which credentials failed (a hash, never printed), so rotated ones are tried at once.
+    credentials: u64,
+    /// Vault's answer to the last failed login, repeated while the throttle holds back.
+    last: String,
+}
+
+fn credentials_hash(role_id: &Secret, secret_id: &Secret) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    role_id.expose().hash(&mut hasher);
+    secret_id.expose().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// What to tell the user when Vault refuses a login with `status`.
+fn login_hint(status: u16, approle_mount: &str) -> String {
+    let lockout = format!(
+        "if the role-id and secret-id are right, the AppRole may be locked out after repeated \
+         failed logins (Vault's and OpenBao's user lockout: 5 failures, lifted 15 minutes after \
+         the last one); see `vault read sys/locked-users`, and unlock with `vault write -f \
+         sys/locked-users/<accessor of auth/{approle_mount}>/unlock/<role-id>`"
+    );
+    match status {
+        400 => format!(
+            "check the role-id and secret-id (a secret-id expires or runs out of uses); {lockout}"
+        ),
+        403 => lockout,
+        _ => "check the AppRole role and the credentials".to_string(),
+    }
 }
 
 /// The token currently held.
@@ -109,6 +195,18 @@ fn parse_grant(body: &Value) -> Option<Grant> {
     })
 }
 
+/// The policies of a login's `auth` block or a `lookup-self`'s `data`: `policies` (what the
+/// token carries, identity policies included where Vault lists them) and `token_policies`.
+fn token_policies(block: &Value) -> Vec<String> {
+    ["policies", "token_policies", "identity_policies"]
+        .iter()
+        .filter_map(|key| block.get(key).and_then(Value::as_array))
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
 /// The token and how it is kept valid.
 pub(crate) struct Session {
     credentials: Credentials,
@@ -119,6 +217,10 @@ pub(crate) struct Session {
     /// Wakes the background loop when another path replaced the token.
     changed: tokio::sync::Notify,
     generations: AtomicU64,
+    /// Policies of the held token.
+    policies: RwLock<Vec<String>>,
+    failures: Mutex<LoginFailures>,
+    throttle: LoginThrottle,
     metrics: Metrics,
 }
 
@@ -130,8 +232,45 @@ impl Session {
             refresh_lock: tokio::sync::Mutex::new(()),
             changed: tokio::sync::Notify::new(),
             generations: AtomicU64::new(0),
+            policies: RwLock::new(Vec::new()),
+            failures: Mutex::new(LoginFailures::default()),
+            throttle: LoginThrottle::DEFAULT,
             metrics,
         }
+    }
+
+    pub(crate) fn own_policies(&self) -> Vec<String> {
+        self.policies
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_policies(&self, mut policies: Vec<String>) {
+        policies.sort();
+        policies.dedup();
+        *self.policies.write().unwrap_or_else(|e| e.into_inner()) = policies;
+    }
+
+    /// Revokes a token obtained by login; see [`super::VaultClient::revoke_own_token`].
+    pub(crate) async fn revoke(&self, transport: &Transport) -> Result<bool> {
+        if matches!(self.credentials.auth, VaultAuth::Token(_)) {
+            return Ok(false);
+        }
+        let _guard = self.refresh_lock.lock().await;
+        let Some(held) = self.current() else {
+            return Ok(false);
+        };
+        let path = VaultPath::new("revoke_self", &["auth/token/revoke-self"])?;
+        let answer = transport
+            .send("revoke_self", Method::Post, &path, Some(&held.token), None)
+            .await?;
+        if !(200..300).contains(&answer.status) {
+            return Err(answer.into_error("revoke_self"));
+        }
+        *self.held.write().unwrap_or_else(|e| e.into_inner()) = None;
+        tracing::debug!("revoked the Vault token");
+        Ok(true)
     }
 
     fn current(&self) -> Option<Held> {
@@ -268,17 +407,61 @@ impl Session {
         }
     }
 
-    /// Logs in with AppRole and stores the new token. The caller holds `refresh_lock`.
+    /// Logs in with AppRole (or takes up the operator's token) and stores the new token. The
+    /// caller holds `refresh_lock`.
+    ///
+    /// Failed logins are spaced by [`LoginThrottle`], so Vault's AppRole lockout never
+    /// triggers: a login the throttle holds back fails at once without a request. Credentials
+    /// read from files are read again each time; changed ones are tried at once.
     async fn login(&self, transport: &Transport, reason: &str) -> Result<(Secret, u64)> {
         let creds = &self.credentials;
+        let (role_id, secret_id) = match &creds.auth {
+            VaultAuth::Token(token) => return self.adopt_token(transport, token).await,
+            VaultAuth::AppRole { role_id, secret_id } => {
+                (role_id.read("role-id")?, secret_id.read("secret-id")?)
+            }
+        };
+        let fingerprint = credentials_hash(&role_id, &secret_id);
+        {
+            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            if failures.credentials != fingerprint {
+                *failures = LoginFailures {
+                    credentials: fingerprint,
+                    ..LoginFailures::default()
+                };
+            }
+            if let Some(at) = failures.not_before
+                && Instant::now() < at
+            {
+                return Err(Error::VaultLoginThrottled {
+                    failures: failures.count,
+                    retry_in_s: at.saturating_duration_since(Instant::now()).as_secs() + 1,
+                    last: failures.last.clone(),
+                });
+            }
+        }
         let path = VaultPath::new("login", &["auth", &creds.approle_mount, "login"])?;
-        let body = json!({ "role_id": creds.role_id, "secret_id": creds.secret_id.expose() });
+        let body = json!({ "role_id": role_id.expose(), "secret_id": secret_id.expose() });
         let started = Instant::now();
         let answer = transport
             .send("login", Method::Post, &path, None, Some(&body))
             .await?;
-        if answer.status != 200 {
+        if answer.status >= 500 {
+            // Not a refusal of the credentials (Vault sealed, standby, overloaded): the
+            // lockout does not count it, and neither does the throttle.
             return Err(answer.into_error("login"));
+        }
+        if answer.status != 200 {
+            let message = answer.errors();
+            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            failures.count = failures.count.saturating_add(1);
+            failures.not_before = Some(Instant::now() + self.throttle.delay_after(failures.count));
+            failures.last = format!("HTTP {}: {message}", answer.status);
+            return Err(Error::VaultLoginRefused {
+                status: answer.status,
+                message,
+                hint: login_hint(answer.status, &creds.approle_mount),
+            });
         }
         let Some(Grant {
             token: Some(token),
@@ -291,6 +474,11 @@ impl Session {
                 message: "the answer has no auth.client_token or auth.lease_duration".to_string(),
             });
         };
+        *self.failures.lock().unwrap_or_else(|e| e.into_inner()) = LoginFailures {
+            credentials: fingerprint,
+            ..LoginFailures::default()
+        };
+        self.set_policies(token_policies(&answer.body["auth"]));
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::info!(
             reason,
@@ -307,6 +495,48 @@ impl Session {
             renewable,
         });
         Ok((token, generation))
+    }
+
+    /// Takes up an operator's own token: `lookup-self` tells its policies and remaining TTL
+    /// (and that Vault accepts it at all). It is never renewed: when it expires, the command
+    /// fails and says so.
+    async fn adopt_token(&self, transport: &Transport, token: &Secret) -> Result<(Secret, u64)> {
+        let refused = |status: u16, message: String| Error::VaultLoginRefused {
+            status,
+            message,
+            hint: format!(
+                "give a valid token with {}, or BAO_TOKEN",
+                crate::cli::Setting::VaultToken.describe()
+            ),
+        };
+        if self.current().is_some() {
+            return Err(refused(
+                403,
+                "the token is no longer accepted (expired or revoked)".to_string(),
+            ));
+        }
+        let path = VaultPath::new("lookup_self", &["auth/token/lookup-self"])?;
+        let started = Instant::now();
+        let answer = transport
+            .send("lookup_self", Method::Get, &path, Some(token), None)
+            .await?;
+        if answer.status != 200 {
+            return Err(refused(answer.status, answer.errors()));
+        }
+        let data = &answer.body["data"];
+        self.set_policies(token_policies(data));
+        let lease = Duration::from_secs(data.get("ttl").and_then(Value::as_u64).unwrap_or(0));
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::info!(ttl_s = lease.as_secs(), "using the given Vault token");
+        self.store(Held {
+            token: token.clone(),
+            generation,
+            since: started,
+            lease,
+            login_ttl: lease,
+            renewable: false,
+        });
+        Ok((token.clone(), generation))
     }
 
     /// Keeps the token valid until `shutdown`: renews at two thirds of each lease, logs in
@@ -329,6 +559,15 @@ impl Session {
             }
             match self.refresh_if_due(transport).await {
                 Ok(()) => failures = 0,
+                Err(error @ Error::VaultLoginThrottled { .. }) => {
+                    // No request was sent; look again soon, in case the credentials files
+                    // changed (new credentials are tried at once).
+                    tracing::debug!(%error, "login held back");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    }
+                }
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     let delay = TOKEN_RETRY.delay_for(failures);

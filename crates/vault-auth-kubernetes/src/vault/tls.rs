@@ -121,14 +121,23 @@ pub fn tls_failure(err: &(dyn StdError + 'static)) -> Option<String> {
     None
 }
 
-/// The fix to suggest when Vault's certificate is not trusted.
-pub fn tls_fix_hint() -> String {
-    format!(
-        "give the CA that signed Vault's certificate with {CA_CERT_FLAG} <pem file> \
-         (VAK_VAULT_CA_CERT), or, only if you accept that anyone on the network path can \
-         impersonate Vault, disable verification explicitly with {SKIP_TLS_VERIFY_FLAG} \
-         (VAK_VAULT_SKIP_VERIFY=true)"
-    )
+/// The fix to suggest when Vault's certificate is not trusted: give a CA when none was given;
+/// when one was, check that it is the right one (repeating "give a CA" would mislead).
+pub fn tls_fix_hint(ca_given: Option<&std::path::Path>) -> String {
+    match ca_given {
+        Some(file) => format!(
+            "check that {} (given with {CA_CERT_FLAG}, VAK_VAULT_CA_CERT) holds the CA that \
+             signed Vault's certificate (with any intermediates), and that the Vault address \
+             names a host that certificate is for",
+            file.display()
+        ),
+        None => format!(
+            "give the CA that signed Vault's certificate with {CA_CERT_FLAG} <pem file> \
+             (VAK_VAULT_CA_CERT), or, only if you accept that anyone on the network path can \
+             impersonate Vault, disable verification explicitly with {SKIP_TLS_VERIFY_FLAG} \
+             (VAK_VAULT_SKIP_VERIFY=true)"
+        ),
+    }
 }
 
 /// Accepts any server certificate, but still checks the handshake signatures so the connection
@@ -208,7 +217,9 @@ mod tests {
 
     #[test]
     fn the_hint_names_both_fixes() {
-        let hint = tls_fix_hint();
+        let hint = tls_fix_hint(None);
         assert!(hint.contains(CA_CERT_FLAG) && hint.contains(SKIP_TLS_VERIFY_FLAG));
+        let hint = tls_fix_hint(Some(std::path::Path::new("/etc/vault-ca.pem")));
+        assert!(hint.contains("/etc/vault-ca.pem") && !hint.contains(SKIP_TLS_VERIFY_FLAG));
     }
 }

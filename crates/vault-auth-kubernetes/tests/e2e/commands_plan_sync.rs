@@ -337,3 +337,86 @@ async fn unreachable_kubernetes_is_an_error() {
     }
     assert_eq!(vault_state(&env).await, vault_before);
 }
+
+/// The reviewer's objects are decided once (`reviewer_plan`) for both commands: with a foreign
+/// ClusterRoleBinding of the reviewer's name in the way, `plan` reports it as a conflict and
+/// plans no write to it, and `sync --once` then creates exactly the planned objects, leaves
+/// the binding exactly as it was and reports the same conflict.
+#[tokio::test]
+async fn plan_and_sync_agree_on_a_foreign_reviewer_binding() {
+    use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+    use kube::api::PostParams;
+    let env = Env::start().await;
+    env.put_roles(&crate::support::readme_roles()).await;
+    let foreign: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "vault-auth-token-reviewer"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "someone", "namespace": "default"}]
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(env.client())
+        .create(&PostParams::default(), &foreign)
+        .await
+        .expect("create the foreign binding");
+    let before = cluster_state(&env).await;
+
+    let plan = vak(&env, &["plan", "--output", "json"]).await;
+    let plan = plan.json();
+    let conflicts: Vec<String> = plan["conflicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["kind"].as_str().unwrap(),
+                c["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        conflicts,
+        ["ClusterRoleBinding vault-auth-token-reviewer"],
+        "{plan}"
+    );
+    let planned_creates = planned_objects(&plan, "create");
+    assert!(
+        !planned_creates
+            .iter()
+            .any(|k| k.contains("vault-auth-token-reviewer ")
+                || k.ends_with("/vault-auth-token-reviewer")),
+        "{planned_creates:?}"
+    );
+    for action in ["update", "delete", "replace"] {
+        assert!(
+            !planned_objects(&plan, action)
+                .iter()
+                .any(|k| k.ends_with("/vault-auth-token-reviewer")),
+            "{action}: {plan}"
+        );
+    }
+
+    let sync = vak(&env, &["sync", "--once"]).await;
+    let after = cluster_state(&env).await;
+    let binding = "ClusterRoleBinding /vault-auth-token-reviewer";
+    assert_eq!(
+        after.get(binding),
+        before.get(binding),
+        "the foreign binding was touched"
+    );
+    let (added, removed) = added_and_removed(&before, &after);
+    assert_eq!(
+        added.into_iter().collect::<BTreeSet<_>>(),
+        planned_creates,
+        "{sync:?}"
+    );
+    assert_eq!(removed, Vec::<String>::new());
+    let text = format!("{}{}", sync.stdout, sync.stderr);
+    assert!(text.contains("vault-auth-token-reviewer"), "{sync:?}");
+    let (status, message) = configmap_status(&env).await;
+    assert_eq!(status, "Degraded", "{message}");
+    assert!(
+        message.contains("ClusterRoleBinding vault-auth-token-reviewer"),
+        "{message}"
+    );
+}

@@ -289,7 +289,16 @@ async fn users_own_service_accounts_are_never_touched() {
     env.login("default", "vault-agent-injector", "default")
         .await
         .expect("login with the user's own account");
-    env.put_roles(&[]).await;
+    // The roles that wanted these accounts go (another entry stays: an emptied ConfigMap
+    // deletes nothing, see guard_rails.rs).
+    env.put_roles(&[(
+        "other",
+        serde_json::json!({
+            "bound_service_account_names": ["other"],
+            "bound_service_account_namespaces": ["elsewhere"]
+        }),
+    )])
+    .await;
     wait_for(
         "managed kube-system/vault-agent-injector deleted",
         TIMEOUT,
@@ -605,7 +614,14 @@ async fn namespace_selector_follows_labels() {
     println!("label change followed in {took:?}");
 
     // No selector left: the grant is withdrawn.
-    env.put_roles(&[]).await;
+    env.put_roles(&[(
+        "plain",
+        json!({
+            "bound_service_account_names": ["billing"],
+            "bound_service_account_namespaces": ["green"]
+        }),
+    )])
+    .await;
     wait_for("namespace reader removed", TIMEOUT, || async {
         cr.get_opt("vault-auth-token-reviewer-namespaces")
             .await

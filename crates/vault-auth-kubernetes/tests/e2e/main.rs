@@ -9,5 +9,6 @@ mod commands_cleanup;
 mod commands_plan_sync;
 mod commands_support;
 mod controller;
+mod guard_rails;
 mod operations;
 mod support;

@@ -201,3 +201,144 @@ async fn a_policy_denial_is_reported_without_logging_in_again() {
         "not retried"
     );
 }
+
+/// Settings whose AppRole credentials are read from files in `dir` (as the chart mounts them).
+fn file_settings(
+    bao: &testkit::TestVault,
+    dir: &std::path::Path,
+    role_id: &str,
+    secret_id: &str,
+) -> vault_auth_kubernetes::vault::VaultSettings {
+    use vault_auth_kubernetes::vault::{Credential, VaultAuth};
+    std::fs::write(dir.join("role-id"), format!("{role_id}\n")).unwrap();
+    std::fs::write(dir.join("secret-id"), format!("{secret_id}\n")).unwrap();
+    let mut settings = crate::support::settings(
+        bao,
+        &testkit::AppRoleCredentials {
+            role_id: role_id.into(),
+            secret_id: secret_id.into(),
+        },
+    );
+    settings.auth = VaultAuth::AppRole {
+        role_id: Credential::File(dir.join("role-id")),
+        secret_id: Credential::File(dir.join("secret-id")),
+    };
+    settings
+}
+
+/// Vault locks an AppRole out after 5 refused logins within 15 minutes: the client must never
+/// get there. A refused login is followed by no request at all until the throttle allows one,
+/// and the error says why; a rotated secret-id (the file changed) is tried at once.
+#[tokio::test]
+async fn refused_logins_are_spaced_and_a_rotated_secret_id_is_used_at_once() {
+    let bao = server().await;
+    let creds = readme_approle(&bao, "vak", json!({})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = file_settings(&bao, dir.path(), &creds.role_id, "not-the-secret-id");
+    let metrics = vault_auth_kubernetes::metrics::Metrics::new();
+    let client = VaultClient::new(settings, metrics.clone()).unwrap();
+
+    let first = client.login().await.unwrap_err();
+    assert!(
+        matches!(first, Error::VaultLoginRefused { .. }),
+        "{first:?}"
+    );
+    let text = first.to_string();
+    assert!(
+        text.contains("locked out") && text.contains("sys/locked-users"),
+        "{text}"
+    );
+    assert!(!text.contains("not-the-secret-id"), "{text}");
+    for _ in 0..20 {
+        let again = client.list_roles(MOUNT).await.unwrap_err();
+        assert!(
+            matches!(again, Error::VaultLoginThrottled { failures: 1, .. }),
+            "{again:?}"
+        );
+    }
+    assert_eq!(requests(&metrics, "login", None), 1, "{}", metrics.encode());
+
+    // The Secret is rotated: the file now holds the right secret-id.
+    std::fs::write(dir.path().join("secret-id"), &creds.secret_id).unwrap();
+    assert_eq!(
+        client.list_roles(MOUNT).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(requests(&metrics, "login", None), 2, "{}", metrics.encode());
+}
+
+/// The short-lived commands revoke the token they logged in for, so nothing is left in Vault;
+/// the policies of the token are known from the login (for the policy guard-rail).
+#[tokio::test]
+async fn a_login_token_is_revoked_and_its_policies_known() {
+    let bao = server().await;
+    let creds = readme_approle(&bao, "vak", json!({"token_ttl": "1h"})).await;
+    let (client, metrics) = client(&bao, &creds);
+    assert!(
+        !client.revoke_own_token().await.unwrap(),
+        "no token yet: nothing sent"
+    );
+    let before = bao.token_count().await;
+    client.login().await.unwrap();
+    assert_eq!(bao.token_count().await, before + 1);
+    let policies = client.own_policies();
+    assert!(
+        policies.contains(&"vault-auth-kubernetes".to_string()),
+        "{policies:?}"
+    );
+    assert!(client.revoke_own_token().await.unwrap());
+    assert_eq!(
+        bao.token_count().await,
+        before,
+        "the token is gone from Vault"
+    );
+    assert_eq!(
+        requests(&metrics, "revoke_self", Some("204")),
+        1,
+        "{}",
+        metrics.encode()
+    );
+}
+
+/// An operator's own token is used as given (its policies read with lookup-self), and never
+/// revoked: it is not the tool's.
+#[tokio::test]
+async fn an_operators_token_is_used_and_never_revoked() {
+    use vault_auth_kubernetes::secret::Secret;
+    use vault_auth_kubernetes::vault::VaultAuth;
+    let bao = server().await;
+    let token = bao
+        .cli(&[
+            "token",
+            "create",
+            "-policy=vault-auth-kubernetes",
+            "-field=token",
+        ])
+        .trim()
+        .to_string();
+    let mut settings = crate::support::settings(
+        &bao,
+        &testkit::AppRoleCredentials {
+            role_id: "unused".into(),
+            secret_id: "unused".into(),
+        },
+    );
+    settings.auth = VaultAuth::Token(Secret::new(token.clone()));
+    let metrics = vault_auth_kubernetes::metrics::Metrics::new();
+    let client = VaultClient::new(settings, metrics.clone()).unwrap();
+    assert_eq!(
+        client.list_roles(MOUNT).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert!(
+        client
+            .own_policies()
+            .contains(&"vault-auth-kubernetes".to_string())
+    );
+    assert!(!client.revoke_own_token().await.unwrap());
+    assert_eq!(requests(&metrics, "login", None), 0);
+    let lookup = bao
+        .request_as(&token, "GET", "auth/token/lookup-self", None)
+        .await;
+    assert_eq!(lookup.status, 200, "the operator's token still works");
+}
