@@ -150,6 +150,27 @@ impl TestVault {
         }
     }
 
+    /// Freezes the server (SIGSTOP): its port stays open and accepts connections, but nothing
+    /// is answered, as with a hung Vault. [`TestVault::resume`] (SIGCONT) undoes it.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a [`TestVault::pause`]d server run again.
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the server runs").id();
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -{signal} {pid}");
+    }
+
     /// Runs the server's CLI (`bao` or `vault`) against it as root; panics with its output if
     /// it fails.
     pub fn cli(&self, args: &[&str]) -> String {

@@ -87,7 +87,18 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         "/readyz" => {
             let token = state.vault.token_status();
             record_token_ttl(state, &token);
-            match state.health.readiness(token.valid) {
+            let stalled = state
+                .metrics
+                .oldest_in_flight()
+                .filter(|(_, waited)| *waited >= crate::health::STALLED_REQUEST);
+            let readiness = match stalled {
+                Some((target, waited)) => Err(format!(
+                    "a request to {target} has been waiting {} s for an answer",
+                    waited.as_secs()
+                )),
+                None => state.health.readiness(token.valid).map_err(str::to_string),
+            };
+            match readiness {
                 Ok(()) => text(StatusCode::OK, "ready\n".to_string()),
                 Err(why) => text(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -10,6 +10,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// brings no event (a resumed watch is silent) still shows within this window.
 pub const KUBE_FAILURE_WINDOW: Duration = Duration::from_secs(10);
 
+/// A request unanswered for this long makes the controller unready: Vault or the API server
+/// accepts connections but does not answer (a hung Vault kept readiness at 200 for the whole
+/// 30 s request timeout). Normal requests answer in milliseconds.
+pub const STALLED_REQUEST: Duration = Duration::from_secs(5);
+
 /// Cheap to clone; every clone sees the same state.
 #[derive(Clone, Default)]
 pub struct Health {

@@ -52,6 +52,33 @@ struct Inner {
     last_success_millis: Arc<AtomicU64>,
     vault_token_ttl: Gauge<f64, AtomicU64>,
     leader: Gauge,
+    in_flight: InFlight,
+}
+
+/// Requests sent and not yet answered, so readiness can tell a Vault or Kubernetes API that
+/// hangs (accepts connections, never answers) from one that is merely quiet.
+#[derive(Default)]
+struct InFlight {
+    next: AtomicU64,
+    started: std::sync::Mutex<std::collections::HashMap<u64, (&'static str, std::time::Instant)>>,
+}
+
+/// Held while a request is in flight; dropping it (answer, error or cancellation) ends it.
+pub struct InFlightGuard {
+    metrics: Metrics,
+    id: u64,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.metrics
+            .inner
+            .in_flight
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
 }
 
 impl Default for Metrics {
@@ -133,8 +160,37 @@ impl Metrics {
                 last_success_millis,
                 vault_token_ttl,
                 leader,
+                in_flight: InFlight::default(),
             }),
         }
+    }
+
+    /// Registers a request to `target` ("Vault" or "Kubernetes") as in flight until the guard
+    /// is dropped.
+    pub fn request_in_flight(&self, target: &'static str) -> InFlightGuard {
+        let id = self.inner.in_flight.next.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .in_flight
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, (target, std::time::Instant::now()));
+        InFlightGuard {
+            metrics: self.clone(),
+            id,
+        }
+    }
+
+    /// The request waiting longest for its answer: its target and how long it has waited.
+    pub fn oldest_in_flight(&self) -> Option<(&'static str, std::time::Duration)> {
+        self.inner
+            .in_flight
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .min_by_key(|(_, started)| *started)
+            .map(|(target, started)| (*target, started.elapsed()))
     }
 
     /// Counts a request to Vault. `status` is the HTTP status, or `None` when none came back.

@@ -61,10 +61,13 @@ where
         // about it is tied to the operation and to the pass that sent it.
         let span = tracing::info_span!("kubernetes_request", operation = %operation);
         let metrics = self.metrics.clone();
+        // Until the response head: a watch's stream is not "in flight" once it is answered.
+        let in_flight = metrics.request_in_flight("Kubernetes");
         let future = self.inner.call(req);
         Box::pin(
             async move {
                 let result = future.await;
+                drop(in_flight);
                 let status = result.as_ref().ok().map(|r| r.status().as_u16());
                 metrics.kubernetes_request(&operation, status);
                 result

@@ -12,6 +12,7 @@ mod diff;
 mod duration;
 mod fields;
 mod json;
+mod limits;
 mod name;
 mod normalize;
 mod parse;

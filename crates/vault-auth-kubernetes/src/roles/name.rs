@@ -1,9 +1,20 @@
 //! Names: Vault role names, Kubernetes ServiceAccount and namespace names, label keys and
 //! values, and the `*` patterns Vault accepts in bound names and namespaces.
 
+/// The longest ConfigMap data key Kubernetes accepts.
+pub(crate) const MAX_KEY_LENGTH: usize = 253;
+
 /// Why `key` cannot name a Vault role, if it cannot. Vault's route is
 /// `role/(?P<name>\w(([\w-.]+)?\w)?)` with Go's ASCII-only `\w`; it stores the name lowercased.
 pub(crate) fn role_name_problem(key: &str) -> Option<String> {
+    if key.len() > MAX_KEY_LENGTH {
+        // The API server refuses such a ConfigMap key (IsConfigMapKey); validate must too.
+        return Some(format!(
+            "the key is {} characters long; Kubernetes accepts ConfigMap keys of at most \
+             {MAX_KEY_LENGTH}",
+            key.len()
+        ));
+    }
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut chars = key.chars();
     let (Some(first), last) = (chars.next(), key.chars().last()) else {
@@ -169,6 +180,12 @@ mod tests {
         for bad in ["", "-a", "a-", ".a", "a.", "é", "a b", "a/b", "a*"] {
             assert!(role_name_problem(bad).is_some(), "{bad}");
         }
+        assert_eq!(role_name_problem(&"a".repeat(253)), None);
+        assert!(
+            role_name_problem(&"a".repeat(254))
+                .unwrap()
+                .contains("at most 253")
+        );
     }
 
     #[test]

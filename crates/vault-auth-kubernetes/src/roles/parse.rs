@@ -248,6 +248,10 @@ impl Parser<'_> {
                 .filter_map(|v| v.as_str().map(str::to_string))
                 .collect()
         };
+        if let Some(problem) = super::limits::body_problem(&body) {
+            self.error(None, problem);
+            return None;
+        }
         let namespace_selector = parse_selector(&body[SELECTOR]).ok().flatten().map(|m| m.0);
         Some(RoleSpec {
             key: self.key.to_string(),

@@ -239,6 +239,7 @@ impl Transport {
             }
 
             let started = Instant::now();
+            let in_flight = self.metrics.request_in_flight("Vault");
             let outcome = match request.send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -246,6 +247,7 @@ impl Transport {
                 }
                 Err(e) => Err(e),
             };
+            drop(in_flight);
             let duration_ms = started.elapsed().as_millis() as u64;
             match outcome {
                 Ok((status, text)) => {

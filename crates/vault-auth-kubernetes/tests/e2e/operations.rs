@@ -231,6 +231,33 @@ async fn binary_readiness_metrics_and_sigterm() {
     assert!(log.contains("vault-secret-id: ******"), "{log}");
 }
 
+/// A Vault that accepts connections but never answers (frozen with SIGSTOP) makes the
+/// controller unready within seconds, not after the 30 s request timeout, and the cause is in
+/// the answer; it is ready again once Vault answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_falls_while_vault_hangs() {
+    let env = Env::start().await;
+    env.put_roles(&roles("p1")).await;
+    let p = Process::spawn(&env, "solo", &[("VAK_RESYNC_INTERVAL", "1s")]);
+    wait_for("ready", TIMEOUT, || async { p.ready().await.then_some(()) }).await;
+    env.bao.pause();
+    let (body, took) = wait_for("not ready while Vault hangs", TIMEOUT, || async {
+        match p.get("/readyz").await {
+            Some((503, body)) => Some(body),
+            _ => None,
+        }
+    })
+    .await;
+    env.bao.resume();
+    println!("unready {took:?} after Vault froze: {}", body.trim());
+    assert!(body.contains("request to Vault has been waiting"), "{body}");
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    wait_for("ready again once Vault answers", TIMEOUT, || async {
+        p.ready().await.then_some(())
+    })
+    .await;
+}
+
 /// Readiness follows an unreachable Kubernetes API (emulator only: it needs every request to
 /// fail on demand).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

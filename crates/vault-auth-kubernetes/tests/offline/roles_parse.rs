@@ -345,3 +345,26 @@ fn findings_serialise_for_json_output() {
         }])
     );
 }
+
+/// What the servers refuse, as measured (see `roles::limits`): an entry Vault would refuse is
+/// rejected here, by `validate` and the controller alike, instead of failing every pass.
+#[test]
+fn limits_of_the_servers_are_known_offline() {
+    let policies = |n: usize| {
+        let list: Vec<String> = (0..n).map(|i| format!("\"p{i}\"")).collect();
+        with(&format!(r#""token_policies": [{}]"#, list.join(",")))
+    };
+    assert!(!one("many", &policies(900)).has_errors());
+    let set = one("many", &policies(10_000));
+    assert_eq!(set.rejected.iter().collect::<Vec<_>>(), ["many"]);
+    let text = messages(&set, Severity::Error).join("\n");
+    assert!(
+        text.contains("OpenBao refuses a request with more than 1000"),
+        "{text}"
+    );
+
+    let long_key = "k".repeat(300);
+    let set = one(&long_key, &with(r#""token_policies": ["a"]"#));
+    let text = messages(&set, Severity::Error).join("\n");
+    assert!(text.contains("at most 253"), "{text}");
+}
