@@ -25,4 +25,4 @@ pub use objects::{api_error, create_namespace, labels, token_request};
 pub use poll::wait_for;
 pub use real_cluster::RealCluster;
 pub use tools::{bao_bin, kubectl_bin, tool_bin, vault_bin, workspace_root};
-pub use vault::{BaoResponse, TestVault, VaultKind};
+pub use vault::{BaoResponse, TestVault, VaultKind, free_port};

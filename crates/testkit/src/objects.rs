@@ -32,6 +32,15 @@ pub async fn create_namespace(client: &kube::Client, name: &str, pairs: &[(&str,
         Err(kube::Error::Api(s)) if s.is_already_exists() => {}
         Err(e) => panic!("create namespace {name}: {e}"),
     }
+    // A real control plane's ServiceAccount controller adds `default` a moment later (the
+    // emulator at once): wait for it, so a test's "before" snapshot does not race with it.
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
+    crate::wait_for(
+        &format!("ServiceAccount {name}/default"),
+        std::time::Duration::from_secs(30),
+        || async { accounts.get_opt("default").await.ok().flatten() },
+    )
+    .await;
 }
 
 /// A TokenRequest token of ServiceAccount `namespace/name` (what a pod would mount), valid

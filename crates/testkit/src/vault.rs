@@ -332,7 +332,7 @@ fn ca_written(path: &Path) -> bool {
 
 /// A loopback port that is free, and whose successor is free too: a dev server also listens
 /// on port + 1 for cluster traffic, so two servers on neighbouring ports would collide.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     loop {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

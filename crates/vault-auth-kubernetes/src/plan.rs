@@ -276,6 +276,30 @@ pub enum PlanError {
     },
 }
 
+/// The foreign-mount rule, the one place it is decided: an auth method of another type at the
+/// mount path means nothing may be touched — not the mount, its config or roles, and not the
+/// reviewer's objects either (a pass checks it before anything else; cleanup too). `mount` is
+/// the `--vault-mount` value, e.g. `prod/eu1`.
+pub fn refuse_foreign_mount(state: &MountState, mount: &str) -> Result<(), PlanError> {
+    match state {
+        MountState::Foreign { kind } => Err(PlanError::ForeignMount {
+            path: format!("{}/{}", crate::names::AUTH_PATH_PREFIX, mount),
+            kind: kind.clone(),
+        }),
+        MountState::Missing | MountState::Kubernetes => Ok(()),
+    }
+}
+
+impl From<PlanError> for crate::error::Error {
+    fn from(error: PlanError) -> Self {
+        match error {
+            PlanError::ForeignMount { path, kind } => {
+                crate::error::Error::ForeignMount { path, found: kind }
+            }
+        }
+    }
+}
+
 /// PEM text with line endings and surrounding whitespace made uniform, so a CA that differs
 /// only in formatting is not rewritten.
 pub fn normalize_pem(pem: &str) -> String {
@@ -294,12 +318,7 @@ pub fn normalize_pem(pem: &str) -> String {
 /// `None`) nothing at all is deleted.
 pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     let observed = input.observed;
-    if let MountState::Foreign { kind } = &observed.mount {
-        return Err(PlanError::ForeignMount {
-            path: format!("{}/{}", crate::names::AUTH_PATH_PREFIX, input.mount),
-            kind: kind.clone(),
-        });
-    }
+    refuse_foreign_mount(&observed.mount, input.mount)?;
     let mut plan = Plan {
         enable_mount: observed.mount == MountState::Missing,
         write_config: config_change(input),

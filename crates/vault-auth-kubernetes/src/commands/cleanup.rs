@@ -28,7 +28,7 @@ use crate::names::{
     MANAGED_SELECTOR, NAMESPACE_READER, REVIEWER_CLUSTER_ROLE_BINDING, REVIEWER_SERVICE_ACCOUNT,
     ROLES_CONFIGMAP,
 };
-use crate::plan::MountState;
+use crate::plan::{MountState, refuse_foreign_mount};
 use crate::reviewer_plan::has_managed_label;
 use crate::settings::Settings;
 use crate::sync::{STATUS_ANNOTATION, STATUS_MESSAGE_ANNOTATION, STATUS_TIME_ANNOTATION, Syncer};
@@ -391,13 +391,8 @@ async fn run_with(syncer: &Syncer, address: &str, args: &CleanupArgs) -> Result<
     syncer.ctx().vault.login().await?;
     let mount = syncer.mount_state().await?;
     let path = syncer.ctx().settings.mount.auth_path();
-    if let MountState::Foreign { kind } = &mount {
-        // Not this tool's: nothing of it may be touched, nor anything it would be undone with.
-        return Err(Error::ForeignMount {
-            path,
-            found: kind.clone(),
-        });
-    }
+    // Not this tool's: nothing of it may be touched, nor anything it would be undone with.
+    refuse_foreign_mount(&mount, syncer.ctx().settings.mount.as_str())?;
     let roles = if mount == MountState::Kubernetes {
         syncer.ctx().vault.list_roles(&path).await?
     } else {

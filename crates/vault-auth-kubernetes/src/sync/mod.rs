@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::k8s::reviewer::Reviewer;
 use crate::k8s::snapshot::ClusterSnapshot;
 use crate::names::KUBERNETES_AUTH_TYPE;
-use crate::plan::MountState;
+use crate::plan::{MountState, refuse_foreign_mount};
 use crate::reviewer_plan::{ReviewerToken, plan_reviewer};
 use crate::roles::parse_roles;
 
@@ -172,13 +172,8 @@ impl Syncer {
             (VaultRead::Cached, Some(view)) => view,
             _ => self.read_vault(self.mount_state().await?).await?,
         };
-        if let MountState::Foreign { kind } = &vault.mount {
-            // Decided by the plan too; stopping here means not even the reviewer is touched.
-            return Err(Error::ForeignMount {
-                path: self.auth_path(),
-                found: kind.clone(),
-            });
-        }
+        // The plan's rule, checked first: a foreign mount means not even the reviewer is touched.
+        refuse_foreign_mount(&vault.mount, self.ctx.settings.mount.as_str())?;
 
         let mut report = PassReport {
             configmap_present: snapshot.roles_data().is_some(),

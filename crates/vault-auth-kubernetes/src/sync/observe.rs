@@ -9,8 +9,7 @@ use crate::desired::{DesiredServiceAccounts, desired_service_accounts};
 use crate::error::{Error, Result};
 use crate::k8s::snapshot::ClusterSnapshot;
 use crate::plan::{
-    DesiredConfig, MountState, Observed, ObservedConfig, Plan, PlanError, PlanInput, RoleAction,
-    plan,
+    DesiredConfig, MountState, Observed, ObservedConfig, Plan, PlanInput, RoleAction, plan,
 };
 use crate::roles::{Finding, PolicyGuard, RoleSet, ServerParams, parse_roles};
 use crate::secret::Secret as SecretString;
@@ -117,7 +116,7 @@ impl Observation {
             config: &self.config,
             observed: &self.observed,
         })
-        .map_err(|PlanError::ForeignMount { path, kind }| Error::ForeignMount { path, found: kind })
+        .map_err(Error::from)
     }
 }
 

@@ -174,7 +174,9 @@ impl VaultClient {
     /// call's `config`: the README's policy does not allow `sys/mounts/.../tune`.
     ///
     /// Idempotent: if a method of the same type is already there (another replica was faster),
-    /// this succeeds without changing it; a method of another type is [`Error::ForeignMount`].
+    /// this succeeds without changing it; a method of another type is [`Error::ForeignMount`]
+    /// (the rule is the plan's, `plan::refuse_foreign_mount`: this only reports what Vault
+    /// answered when a mount appeared between the plan and the write).
     pub async fn enable_auth(
         &self,
         path: &str,

@@ -11,4 +11,5 @@ mod commands_support;
 mod controller;
 mod guard_rails;
 mod operations;
+mod secrets;
 mod support;

@@ -8,6 +8,7 @@ use crate::support::{Env, NAMESPACE, TIMEOUT, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use serde_json::json;
+use testkit::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vault-auth-kubernetes");
 
@@ -130,14 +131,6 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Role writes Vault answered with a 2xx, summed from the Prometheus text.

@@ -5,3 +5,4 @@ mod cli_snapshots;
 mod roles_desired;
 mod roles_parse;
 mod roles_plan;
+mod roles_properties;
