@@ -52,10 +52,10 @@ MUTATIONS = [
         '    verbs: ["create"]\n  - apiGroups: ["events.k8s.io"]',
     ),
     (
-        "Lease rules missing with leader election",
+        "Lease rules missing",
         "templates/role.yaml",
-        '{{- if eq (include "vak.leaderElection" .) "true" }}',
-        "{{- if false }}",
+        'resourceNames: ["vault-auth-kubernetes"]\n    verbs: ["get", "patch"]',
+        'resourceNames: ["vault-auth-kubernetes"]\n    verbs: ["get"]',
     ),
     (
         "RoleBinding subject in the release namespace",

@@ -110,7 +110,8 @@ def check(manifest: Manifest, scope: Scope, *, namespace: str, sa: str, leader: 
         scope,
         "ClusterRole",
     )
-    expected = NAMESPACED | (LEASE if leader else set())
+    # The Lease is used either way: leader election, or the second-writer heartbeat.
+    expected = NAMESPACED | LEASE
     compare(expand(role.body.get("rules", []), scope, "Role"), expected, scope, "Role")
     scope.equal(role.namespace, namespace, "Role namespace")
     scope.check("namespace" not in cluster_role.metadata, "ClusterRole must not have a namespace")

@@ -52,6 +52,7 @@ struct Inner {
     last_success_millis: Arc<AtomicU64>,
     vault_token_ttl: Gauge<f64, AtomicU64>,
     leader: Gauge,
+    second_writer: Gauge,
     in_flight: InFlight,
 }
 
@@ -147,6 +148,13 @@ impl Metrics {
             "1 when this instance is the leader and may write, else 0",
             leader.clone(),
         );
+        let second_writer = Gauge::default();
+        registry.register(
+            "second_writer",
+            "1 while another controller renews the writer Lease of this namespace (two \
+             controllers writing the same mount without leader election), else 0",
+            second_writer.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -160,6 +168,7 @@ impl Metrics {
                 last_success_millis,
                 vault_token_ttl,
                 leader,
+                second_writer,
                 in_flight: InFlight::default(),
             }),
         }
@@ -243,6 +252,11 @@ impl Metrics {
     /// Sets whether this instance leads.
     pub fn set_leader(&self, leader: bool) {
         self.inner.leader.set(i64::from(leader));
+    }
+
+    /// Whether another controller was seen writing (see `k8s::second_writer`).
+    pub fn set_second_writer(&self, seen: bool) {
+        self.inner.second_writer.set(i64::from(seen));
     }
 
     /// The metrics in Prometheus text exposition format.

@@ -5,5 +5,6 @@ pub mod cluster;
 pub mod events;
 pub mod request_metrics;
 pub mod reviewer;
+pub mod second_writer;
 pub mod service_accounts;
 pub mod snapshot;

@@ -453,3 +453,42 @@ async fn standby_takes_over_when_the_leader_dies() {
     assert_ne!(new_holder, holder);
     assert!(takeover < Duration::from_secs(20), "{takeover:?}");
 }
+
+/// Two controllers on the same cluster without leader election: the second writer is reported
+/// (Warning Event on the ConfigMap naming the other instance, WARN log, metric) instead of every
+/// write silently happening twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_writer_without_leader_election_is_reported() {
+    let env = Env::start().await;
+    env.put_roles(&roles("p1")).await;
+    let first = Process::spawn(&env, "first", &[]);
+    wait_for("first ready", TIMEOUT, || async {
+        first.ready().await.then_some(())
+    })
+    .await;
+    let second = Process::spawn(&env, "second", &[]);
+    let (event, took) = wait_for("a SecondWriter Event", TIMEOUT, || async {
+        env.configmap_events()
+            .await
+            .into_iter()
+            .find(|(kind, reason, _)| kind == "Warning" && reason == "SecondWriter")
+    })
+    .await;
+    println!("second writer reported after {took:?}: {}", event.2);
+    assert!(
+        event.2.contains("(first)") && event.2.contains("(second)"),
+        "{event:?}"
+    );
+    assert!(event.2.contains("--leader-election"), "{event:?}");
+    let (_, metrics) = second.get("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("vault_auth_kubernetes_second_writer 1"),
+        "{metrics}"
+    );
+    let (_, metrics) = first.get("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("vault_auth_kubernetes_second_writer 0"),
+        "the holder sees no other: {metrics}"
+    );
+    assert!(second.log().contains("second writer"), "{}", second.log());
+}
