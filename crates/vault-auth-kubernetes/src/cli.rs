@@ -385,8 +385,9 @@ pub struct PolicyArgs {
 #[derive(Clone, Debug, Default, Args)]
 #[command(next_help_heading = "Vault")]
 pub struct TokenArgs {
-    /// Vault token to use instead of logging in with AppRole (also read from VAULT_TOKEN or
-    /// BAO_TOKEN); never revoked. A token from an AppRole login is revoked when the command ends.
+    /// Vault token to use instead of logging in with AppRole, when no AppRole credentials are
+    /// given (also read from VAULT_TOKEN or BAO_TOKEN); never revoked. A token from an AppRole
+    /// login is revoked when the command ends.
     #[arg(
         long,
         env = "VAULT_TOKEN",

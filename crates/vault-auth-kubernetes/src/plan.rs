@@ -345,7 +345,7 @@ fn config_change(input: &PlanInput) -> Option<ConfigChange> {
     let desired = input.config;
     let mut reasons = Vec::new();
     match (&observed.mount, &observed.config) {
-        (MountState::Missing, _) => reasons.push("auth mount is missing".to_string()),
+        (MountState::Missing, _) => reasons.push("the auth method is new".to_string()),
         (_, None) => reasons.push("Vault holds no config".to_string()),
         (_, Some(config)) => {
             if config.kubernetes_host != desired.kubernetes_host {
@@ -365,8 +365,15 @@ fn config_change(input: &PlanInput) -> Option<ConfigChange> {
         }
     }
     let fingerprint = desired.fingerprint(input.fingerprint_scope);
+    // Whether this tool wrote what Vault holds matters only when Vault holds a config at all.
+    let written_anyway = observed.mount == MountState::Missing || observed.config.is_none();
     match &observed.last_written_fingerprint {
-        None => reasons.push("no record of the config last written".to_string()),
+        _ if written_anyway => {}
+        None => reasons.push(
+            "this tool has no record of writing it (written by hand, or by the original tool): \
+             written once so Vault surely holds the current reviewer token"
+                .to_string(),
+        ),
         Some(last) if *last != fingerprint => reasons.push(
             "config inputs changed since the last write (reviewer token, host or CA)".to_string(),
         ),

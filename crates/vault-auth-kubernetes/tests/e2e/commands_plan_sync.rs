@@ -114,12 +114,12 @@ async fn plan_shows_exactly_what_sync_once_does() {
     let plan = plan.json();
     assert_eq!(plan["changes_pending"], true);
     assert_eq!(plan["vault"]["enable_mount"], true);
-    assert!(
-        plan["vault"]["write_config"]["reasons"]
-            .as_array()
-            .unwrap()
-            .len()
-            >= 2
+    assert_eq!(
+        plan["vault"]["write_config"]["reasons"],
+        json!([
+            "the auth method is new",
+            "the reviewer's token Secret is new: Vault gets its token"
+        ])
     );
     assert_eq!(plan["invalid_entries"][0]["key"], "broken");
     // Nothing was written meanwhile.

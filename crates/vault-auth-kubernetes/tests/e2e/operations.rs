@@ -492,3 +492,102 @@ async fn a_second_writer_without_leader_election_is_reported() {
     );
     assert!(second.log().contains("second writer"), "{}", second.log());
 }
+
+/// A blip at start (emulator only: every Kubernetes request fails with 500 for 20 s): the
+/// failing lists back off instead of hammering the API (kube's own backoff, reset before every
+/// list, retried one watch 41 times in 30 s), and once the API answers again the first sync
+/// follows within seconds (the pass backoff is capped at 10 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulator_only_a_blip_at_start_backs_off_and_recovers_within_seconds() {
+    let env = Env::emulator(Default::default()).await;
+    env.put_roles(&roles("p1")).await;
+    let faults = env.kube.emulator_handle().faults();
+    faults.fail_next("*", "*", 1_000_000, 500);
+    let p = Process::spawn(&env, "solo", &[]);
+    // The first 10 s: the backoffs grow; the next 10 s are what a lasting outage costs.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    env.kube.reset_counters();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let lists = |resource: &str| -> u64 {
+        env.kube
+            .counters()
+            .entries()
+            .iter()
+            .filter(|(verb, r, ..)| verb == "list" && r == resource)
+            .map(|(.., n)| n)
+            .sum()
+    };
+    let per_minute = lists("serviceaccounts") * 6;
+    let all: u64 = env
+        .kube
+        .counters()
+        .entries()
+        .iter()
+        .map(|(.., n)| n)
+        .sum::<u64>()
+        * 6;
+    println!(
+        "during the outage: {per_minute} lists of serviceaccounts per minute, {all} requests per minute in all"
+    );
+    assert!(
+        per_minute <= 30,
+        "{per_minute} retries per minute of one watch"
+    );
+    faults.clear();
+    let started = Instant::now();
+    wait_for("ready after the blip", TIMEOUT, || async {
+        p.ready().await.then_some(())
+    })
+    .await;
+    let took = started.elapsed();
+    println!("first sync {took:?} after the API answered again");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+}
+
+/// 5,000 invalid entries beside the README's roles: one Warning Event for all of them (naming a
+/// few and the count), each entry logged once, and nothing more on the resyncs that follow
+/// (before: 15,002 Events and 30,000 ERROR lines per pass).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_invalid_entries_cost_one_event_and_one_line_each() {
+    let env = Env::start().await;
+    let mut entries = crate::support::readme_roles();
+    let names: Vec<String> = (0..5000).map(|i| format!("bad-{i:04}")).collect();
+    for name in &names {
+        entries.push((
+            name.as_str(),
+            json!({"bound_service_account_names": [], "bound_service_account_namespaces": ["x"]}),
+        ));
+    }
+    env.put_roles(&entries).await;
+    let p = Process::spawn(&env, "solo", &[("VAK_RESYNC_INTERVAL", "1s")]);
+    wait_for("ready", TIMEOUT, || async { p.ready().await.then_some(()) }).await;
+    let first_events = env.configmap_events().await;
+    let first_lines = p.log().lines().filter(|l| l.contains("bad-")).count();
+    tokio::time::sleep(Duration::from_secs(4)).await; // four resyncs
+    let events = env.configmap_events().await;
+    let lines = p.log().lines().filter(|l| l.contains("bad-")).count();
+    println!(
+        "5,000 invalid entries: {} Events after the first pass, {} after four resyncs; {first_lines} \
+         log lines naming them after the first pass, {lines} after the resyncs",
+        first_events.len(),
+        events.len()
+    );
+    let warnings: Vec<_> = events
+        .iter()
+        .filter(|(kind, ..)| kind == "Warning")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].2.contains("5000 invalid entries"),
+        "{:?}",
+        warnings[0]
+    );
+    assert!(events.len() <= 8, "{events:?}");
+    assert_eq!(
+        events.len(),
+        first_events.len(),
+        "Events repeated on resync"
+    );
+    assert!(first_lines <= 5_000 + 10, "{first_lines} lines");
+    assert_eq!(lines, first_lines, "invalid entries logged again on resync");
+}

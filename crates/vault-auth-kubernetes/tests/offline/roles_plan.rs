@@ -135,7 +135,7 @@ fn a_missing_mount_is_enabled_configured_and_filled() {
     assert!(plan.enable_mount);
     assert_eq!(
         plan.write_config.unwrap().reasons,
-        ["auth mount is missing"]
+        ["the auth method is new"]
     );
     let created: Vec<_> = plan
         .roles
@@ -216,7 +216,9 @@ fn config_is_written_only_when_something_differs() {
         (
             "no record",
             |o| o.last_written_fingerprint = None,
-            &["no record of the config last written"],
+            &[
+                "this tool has no record of writing it (written by hand, or by the original tool): written once so Vault surely holds the current reviewer token",
+            ],
         ),
         (
             "JWT changed",
@@ -501,7 +503,7 @@ fn the_plan_prints_one_line_per_action() {
     let plan = run(Some(&roles), Some(&desired), &observed);
     assert_eq!(
         plan.to_string(),
-        "write config: no record of the config last written\n\
+        "write config: this tool has no record of writing it (written by hand, or by the original tool): written once so Vault surely holds the current reviewer token\n\
          delete role gone\n\
          create role new\n\
          update role web\n\
