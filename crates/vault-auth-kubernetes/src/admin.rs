@@ -96,7 +96,7 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                     "a request to {target} has been waiting {} s for an answer",
                     waited.as_secs()
                 )),
-                None => state.health.readiness(token.valid).map_err(str::to_string),
+                None => state.health.readiness(token.valid),
             };
             match readiness {
                 Ok(()) => text(StatusCode::OK, "ready\n".to_string()),

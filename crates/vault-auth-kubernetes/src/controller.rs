@@ -367,6 +367,8 @@ pub async fn run(
                     health.set_synced(true);
                     None
                 } else {
+                    let failed = report.failures().count();
+                    health.set_failure(format!("{failed} step(s) of the last pass failed"));
                     Some(PASS_RETRY.delay_for(failures + 1))
                 }
             }
@@ -376,7 +378,10 @@ pub async fn run(
                 tasks.shutdown().await;
                 return Err(e);
             }
-            Err(_) => Some(PASS_RETRY.delay_for(failures + 1)),
+            Err(e) => {
+                health.set_failure(format!("the last pass failed: {e}"));
+                Some(PASS_RETRY.delay_for(failures + 1))
+            }
         };
         if retry_in.is_some() {
             failures = failures.saturating_add(1);

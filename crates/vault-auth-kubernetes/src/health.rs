@@ -15,6 +15,9 @@ pub const KUBE_FAILURE_WINDOW: Duration = Duration::from_secs(10);
 /// 30 s request timeout). Normal requests answer in milliseconds.
 pub const STALLED_REQUEST: Duration = Duration::from_secs(5);
 
+/// Why a leader is not ready when no pass has succeeded and none failed yet.
+const NOT_SYNCED: &str = "no successful full sync yet";
+
 /// Cheap to clone; every clone sees the same state.
 #[derive(Clone, Default)]
 pub struct Health {
@@ -30,6 +33,8 @@ struct Inner {
     watch_ok_at: AtomicU64,
     leader: AtomicBool,
     shutting_down: AtomicBool,
+    /// Why the last pass failed, for the readiness answer (cleared by a successful pass).
+    failure: std::sync::Mutex<Option<String>>,
 }
 
 impl Health {
@@ -42,6 +47,16 @@ impl Health {
     /// the leader unready until a pass succeeds again).
     pub fn set_synced(&self, synced: bool) {
         self.inner.synced.store(synced, Ordering::SeqCst);
+        if synced {
+            *self.inner.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    /// Records that the last pass failed, and why (its error's text, which holds no secret):
+    /// `/readyz` answers with it.
+    pub fn set_failure(&self, cause: String) {
+        self.inner.synced.store(false, Ordering::SeqCst);
+        *self.inner.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(cause);
     }
 
     /// True when the last pass succeeded.
@@ -92,8 +107,15 @@ impl Health {
     ///
     /// The leader is ready once a full sync succeeded (and while passes keep succeeding); a
     /// standby, which must not write, is ready when its caches are warm and it could take over.
-    pub fn readiness(&self, vault_token_valid: bool) -> Result<(), &'static str> {
+    pub fn readiness(&self, vault_token_valid: bool) -> Result<(), String> {
         self.readiness_at(vault_token_valid, now_millis())
+            .map_err(|why| {
+                let failure = self.inner.failure.lock().unwrap_or_else(|e| e.into_inner());
+                match (why, failure.as_deref()) {
+                    (NOT_SYNCED, Some(cause)) => cause.to_string(),
+                    (why, _) => why.to_string(),
+                }
+            })
     }
 
     fn readiness_at(&self, vault_token_valid: bool, now: u64) -> Result<(), &'static str> {
@@ -111,7 +133,7 @@ impl Health {
             return Err("no valid Vault token");
         }
         if i.leader.load(Ordering::SeqCst) && !i.synced.load(Ordering::SeqCst) {
-            return Err("no successful full sync yet, or the last one failed");
+            return Err(NOT_SYNCED);
         }
         Ok(())
     }
@@ -131,12 +153,15 @@ mod tests {
     fn readiness_follows_caches_kube_vault_sync_and_shutdown() {
         let h = Health::new();
         h.set_leader(true);
-        assert_eq!(h.readiness(true), Err("watch caches not synced yet"));
+        assert_eq!(
+            h.readiness(true),
+            Err("watch caches not synced yet".to_string())
+        );
         h.set_caches_ready();
         assert!(h.readiness(true).unwrap_err().contains("full sync"));
         h.set_synced(true);
         assert_eq!(h.readiness(true), Ok(()));
-        assert_eq!(h.readiness(false), Err("no valid Vault token"));
+        assert_eq!(h.readiness(false), Err("no valid Vault token".to_string()));
         h.watch_failed();
         assert!(h.readiness(true).unwrap_err().contains("Kubernetes"));
         // A resumed watch brings no event: the failure ages out of the window.
@@ -147,10 +172,16 @@ mod tests {
         assert_eq!(h.readiness(true), Ok(()));
         h.set_synced(false);
         assert!(h.readiness(true).is_err());
+        // The cause of a failed pass is the answer, until a pass succeeds.
+        h.set_failure("the last pass failed: vault: Vault is sealed".into());
+        assert!(h.readiness(true).unwrap_err().contains("sealed"));
+        h.set_synced(true);
+        assert_eq!(h.readiness(true), Ok(()));
+        h.set_synced(false);
         // A standby does not sync, yet is ready to take over.
         h.set_leader(false);
         assert_eq!(h.readiness(true), Ok(()));
         h.set_shutting_down();
-        assert_eq!(h.readiness(true), Err("shutting down"));
+        assert_eq!(h.readiness(true), Err("shutting down".to_string()));
     }
 }

@@ -591,3 +591,76 @@ async fn five_thousand_invalid_entries_cost_one_event_and_one_line_each() {
     assert!(first_lines <= 5_000 + 10, "{first_lines} lines");
     assert_eq!(lines, first_lines, "invalid entries logged again on resync");
 }
+
+/// A sealed Vault, on every channel where a user looks: readiness false with the cause, the
+/// status annotation Degraded with the cause, a Warning Event, failed reconciliations in the
+/// metrics, the cause in the log, and no Normal Event (nothing was applied).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_vault_is_reported_on_every_channel_and_nothing_claims_success() {
+    let env = Env::start().await;
+    env.put_roles(&roles("p1")).await;
+    let p = Process::spawn(&env, "solo", &[("VAK_RESYNC_INTERVAL", "1s")]);
+    wait_for("ready", TIMEOUT, || async { p.ready().await.then_some(()) }).await;
+    let normal_before = env
+        .configmap_events()
+        .await
+        .into_iter()
+        .filter(|(kind, ..)| kind == "Normal")
+        .count();
+
+    env.bao.cli(&["operator", "seal"]);
+    let (body, took) = wait_for("not ready while Vault is sealed", TIMEOUT, || async {
+        match p.get("/readyz").await {
+            Some((503, body)) => Some(body),
+            _ => None,
+        }
+    })
+    .await;
+    println!("unready {took:?} after the seal: {}", body.trim());
+    let body = wait_for("readiness names the cause", TIMEOUT, || async {
+        let (status, body) = p.get("/readyz").await?;
+        (status == 503 && body.contains("sealed")).then_some(body)
+    })
+    .await
+    .0;
+    assert!(body.contains("the last pass failed"), "{body}");
+    let (status, message) = wait_for("status Degraded", TIMEOUT, || async {
+        let (status, message) = crate::commands_support::configmap_status(&env).await;
+        (status == "Degraded").then_some((status, message))
+    })
+    .await
+    .0;
+    assert!(
+        message.starts_with("VaultUnavailable"),
+        "{status}: {message}"
+    );
+    assert!(message.contains("sealed"), "{message}");
+    let events = env.configmap_events().await;
+    assert!(
+        events.iter().any(|(kind, reason, note)| kind == "Warning"
+            && reason == "VaultUnavailable"
+            && note.contains("sealed")),
+        "{events:?}"
+    );
+    // Make sure a few failing passes went by, then nothing may have announced success.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let normal_after = env
+        .configmap_events()
+        .await
+        .into_iter()
+        .filter(|(kind, ..)| kind == "Normal")
+        .count();
+    assert_eq!(
+        normal_after, normal_before,
+        "a Normal Event while Vault was sealed"
+    );
+    let (_, metrics) = p.get("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("vault_auth_kubernetes_reconciliations_total{result=\"error\"}"),
+        "{metrics}"
+    );
+    let log = p.log();
+    assert!(log.contains("sealed"), "the cause is not in the log");
+    let (_, readyz) = p.get("/readyz").await.unwrap();
+    assert!(readyz.contains("not ready"), "{readyz}");
+}
