@@ -23,10 +23,15 @@ async fn original_end_to_end_scenario() {
     })
     .await;
     println!("converged (role default written) in {took:?}");
-    let (_, _) = wait_for("SA default/vault-agent-injector", TIMEOUT, || async {
-        env.service_account("default", "vault-agent-injector").await
-    })
-    .await;
+    // Both accounts: the controller creates them one after the other.
+    for ns in ["default", "kube-system"] {
+        wait_for(
+            &format!("SA {ns}/vault-agent-injector"),
+            TIMEOUT,
+            || async { env.service_account(ns, "vault-agent-injector").await },
+        )
+        .await;
+    }
     let sa = env
         .service_account("default", "vault-agent-injector")
         .await
