@@ -55,30 +55,40 @@ $python_only && exit 0
 
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/vault-auth-kubernetes"
 
-# --- Rust tools from crates.io -------------------------------------------------------------
-# install_cargo_tool NAME VERSION: `cargo install --locked` (the crate's own Cargo.lock, so every
-# dependency is pinned and checksum-verified) into the machine cache, once per version and rustc,
-# then linked into .tools/bin.
-install_cargo_tool() {
-  local name="$1" version="$2"
-  local out
-  out="$cache_root/cargo-tools/$name-$version-$(rustc --version | awk '{print $2}')"
-  mkdir -p "$cache_root/cargo-tools"
+# build_once OUT WHAT BUILDER...: runs `BUILDER... OUT.partial` unless OUT is complete, one build
+# per machine at a time (a lock beside OUT), even with several clones running tools.sh at once;
+# OUT appears only when the build finished, with its duration in OUT/.build-seconds.
+build_once() {
+  local out="$1" what="$2"
+  shift 2
+  [[ -f "$out/.complete" ]] && return 0
+  mkdir -p "$(dirname "$out")"
+  exec 9>"$out.lock"
+  flock 9
   if [[ ! -f "$out/.complete" ]]; then
-    exec 8>"$cache_root/cargo-tools/$name.lock"
-    flock 8
-    if [[ ! -f "$out/.complete" ]]; then
-      say "installing $name $version from crates.io into $out"
-      local started=$SECONDS
-      rm -rf "$out.partial" "$out.build"
-      CARGO_TARGET_DIR="$out.build" cargo install --quiet --locked --root "$out.partial" "$name@$version"
-      rm -rf "$out" "$out.build" && mv "$out.partial" "$out"
-      echo "$((SECONDS - started))" >"$out/.build-seconds"
-      touch "$out/.complete"
-      say "installed $name in $((SECONDS - started)) s"
-    fi
-    exec 8>&-
+    say "building $what into $out; the first build takes a while"
+    local started=$SECONDS
+    rm -rf "$out.partial" && mkdir -p "$out.partial"
+    "$@" "$out.partial"
+    rm -rf "$out" && mv "$out.partial" "$out"
+    echo "$((SECONDS - started))" >"$out/.build-seconds"
+    touch "$out/.complete"
+    say "built $what in $((SECONDS - started)) s"
   fi
+  exec 9>&-
+}
+
+# --- Rust tools from crates.io -------------------------------------------------------------
+# `cargo install --locked` (the crate's own Cargo.lock, so every dependency is pinned and
+# checksum-verified) into the machine cache, once per version and rustc.
+cargo_install() { # NAME@VERSION ROOT
+  CARGO_TARGET_DIR="$2.build" cargo install --quiet --locked --root "$2" "$1"
+  rm -rf "$2.build"
+}
+install_cargo_tool() { # NAME VERSION
+  local name="$1" version="$2"
+  local out="$cache_root/cargo-tools/$name-$version-$(rustc --version | awk '{print $2}')"
+  build_once "$out" "$name $version from crates.io" cargo_install "$name@$version"
   ln -sf "$out/bin/$name" "$tools/bin/$name"
 }
 install_cargo_tool cargo-deny 0.20.2
@@ -86,36 +96,27 @@ install_cargo_tool just 1.59.0
 
 # --- Go builds -----------------------------------------------------------------------------
 command -v go >/dev/null || die "go is required to build etcd, kube-apiserver, kube-controller-manager and vault (https://go.dev/dl/, 1.26 or newer)"
-cache="$cache_root/go-tools"
-mkdir -p "$cache"
 go_version="$(go env GOVERSION)"
 
+go_build() { # SRC LDFLAGS PACKAGE... OUT
+  local src="$1" ldflags="$2"
+  shift 2
+  local out="${*: -1}"
+  (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -p 2 \
+    -ldflags "-s -w $ldflags" -o "$out/" "${@:1:$#-1}")
+}
+
 # build_go_tool NAME LDFLAGS PACKAGE...: builds the packages of scripts/go-tools/NAME into the
-# machine cache (once per pinned version) and links the binaries into .tools/bin.
+# machine cache (once per pinned go.mod/go.sum, sources, flags and Go version) and links the
+# binaries into .tools/bin.
 build_go_tool() {
   local name="$1" ldflags="$2"
   shift 2
   local src="$root/scripts/go-tools/$name"
   local key
   key="$( (cat "$src/go.mod" "$src/go.sum"; find "$src" -name '*.go' -print0 | sort -z | xargs -0 cat; echo "$ldflags $* $go_version") | sha256sum | cut -c1-16)"
-  local out="$cache/$name-$key"
-  if [[ ! -f "$out/.complete" ]]; then
-    # One build per machine at a time, even with several clones running tools.sh at once.
-    exec 9>"$cache/$name.lock"
-    flock 9
-    if [[ ! -f "$out/.complete" ]]; then
-      say "building $name from Go modules ($*) into $out; the first build takes a while"
-      local started=$SECONDS
-      rm -rf "$out.partial" && mkdir -p "$out.partial"
-      (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -p 2 \
-        -ldflags "-s -w $ldflags" -o "$out.partial/" "$@")
-      rm -rf "$out" && mv "$out.partial" "$out"
-      echo "$((SECONDS - started))" >"$out/.build-seconds"
-      touch "$out/.complete"
-      say "built $name in $((SECONDS - started)) s"
-    fi
-    exec 9>&-
-  fi
+  local out="$cache_root/go-tools/$name-$key"
+  build_once "$out" "$name from Go modules ($*)" go_build "$src" "$ldflags" "$@"
   local bin
   for bin in "$out"/*; do
     [[ -f "$bin" && -x "$bin" ]] && ln -sf "$bin" "$tools/bin/$(basename "$bin")"

@@ -158,28 +158,30 @@ impl Error {
 /// skips the error they wrap).
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
-    let mut next = cause_of(error);
-    while let Some(cause) = next {
+    for cause in causes(error).skip(1) {
         let part = cause.to_string();
         if !part.is_empty() && !text.contains(&part) {
             text.push_str(": ");
             text.push_str(&part);
         }
-        next = cause_of(cause);
     }
     text
 }
 
-fn cause_of<'a>(
+/// `error` and its causes, outermost first, looking through `std::io::Error`s that wrap another
+/// error (their `source()` skips the error they wrap).
+pub fn causes<'a>(
     error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a (dyn std::error::Error + 'static)> {
-    match error
-        .downcast_ref::<std::io::Error>()
-        .and_then(|io| io.get_ref())
-    {
-        Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-        None => error.source(),
-    }
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |current| {
+        match current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        }
+    })
 }
 
 /// A Kubernetes request that got no answer (as opposed to an error Status).

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use tokio_util::sync::CancellationToken;
@@ -40,18 +42,19 @@ pub enum Beat {
 }
 
 /// Who holds `lease` at `now`, from this instance's view: the decision, without I/O.
-pub fn holder_seen(lease: &Lease, me: &str, now: lease_time::Instant) -> Beat {
+pub fn holder_seen(lease: &Lease, me: &str, now: Timestamp) -> Beat {
     let spec = lease.spec.as_ref();
     let holder = spec
         .and_then(|s| s.holder_identity.clone())
         .unwrap_or_default();
-    let renewed = spec
-        .and_then(|s| s.renew_time.as_ref())
-        .map(lease_time::Instant::from_micro);
     let duration = spec
         .and_then(|s| s.lease_duration_seconds)
         .map_or(FRESH_FOR, |s| Duration::from_secs(s.max(1) as u64));
-    let fresh = renewed.is_some_and(|at| now.since(at) < duration);
+    let fresh = spec
+        .and_then(|s| s.renew_time.as_ref())
+        .is_some_and(|renewed| {
+            now.duration_since(renewed.0).as_secs_f64() < duration.as_secs_f64()
+        });
     if holder.is_empty() || holder == me || !fresh {
         Beat::Held
     } else {
@@ -59,45 +62,9 @@ pub fn holder_seen(lease: &Lease, me: &str, now: lease_time::Instant) -> Beat {
     }
 }
 
-/// Time on the Lease's clock: `MicroTime` (a jiff timestamp in k8s-openapi) as microseconds.
-pub mod lease_time {
-    use std::time::Duration;
-
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-
-    /// Microseconds since the Unix epoch.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-    pub struct Instant(pub i64);
-
-    impl Instant {
-        pub fn now() -> Instant {
-            let since = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            Instant(since.as_micros() as i64)
-        }
-
-        pub fn from_micro(t: &MicroTime) -> Instant {
-            Instant(t.0.as_microsecond())
-        }
-
-        pub fn micro_time(self) -> MicroTime {
-            MicroTime(
-                k8s_openapi::jiff::Timestamp::from_microsecond(self.0)
-                    .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
-            )
-        }
-
-        /// Time from `earlier` to `self` (zero when `earlier` is later).
-        pub fn since(self, earlier: Instant) -> Duration {
-            Duration::from_micros(self.0.saturating_sub(earlier.0).max(0) as u64)
-        }
-    }
-}
-
 /// Renews this instance's heartbeat, or finds who else holds the Lease.
 async fn beat(api: &Api<Lease>, me: &str) -> kube::Result<Beat> {
-    let now = lease_time::Instant::now();
+    let now = MicroTime(Timestamp::now());
     let Some(lease) = api.get_opt(LEASE_NAME).await? else {
         let lease = Lease {
             metadata: kube::api::ObjectMeta {
@@ -107,8 +74,8 @@ async fn beat(api: &Api<Lease>, me: &str) -> kube::Result<Beat> {
             spec: Some(LeaseSpec {
                 holder_identity: Some(me.to_string()),
                 lease_duration_seconds: Some(FRESH_FOR.as_secs() as i32),
-                acquire_time: Some(now.micro_time()),
-                renew_time: Some(now.micro_time()),
+                acquire_time: Some(now.clone()),
+                renew_time: Some(now.clone()),
                 ..Default::default()
             }),
         };
@@ -119,14 +86,14 @@ async fn beat(api: &Api<Lease>, me: &str) -> kube::Result<Beat> {
             Err(e) => Err(e),
         };
     };
-    match holder_seen(&lease, me, now) {
+    match holder_seen(&lease, me, now.0) {
         Beat::Other(holder) => Ok(Beat::Other(holder)),
         Beat::Held => {
             let patch = serde_json::json!({
                 "spec": {
                     "holderIdentity": me,
                     "leaseDurationSeconds": FRESH_FOR.as_secs(),
-                    "renewTime": now.micro_time(),
+                    "renewTime": now,
                 }
             });
             api.patch(LEASE_NAME, &PatchParams::default(), &Patch::Merge(&patch))
@@ -207,14 +174,13 @@ async fn report(ctx: &Context, me: &str, other: Option<&str>) {
 
 #[cfg(test)]
 mod tests {
-    use super::lease_time::Instant;
     use super::*;
 
-    fn lease(holder: &str, renewed: Instant, seconds: i32) -> Lease {
+    fn lease(holder: &str, renewed: Timestamp, seconds: i32) -> Lease {
         Lease {
             spec: Some(LeaseSpec {
                 holder_identity: Some(holder.into()),
-                renew_time: Some(renewed.micro_time()),
+                renew_time: Some(MicroTime(renewed)),
                 lease_duration_seconds: Some(seconds),
                 ..Default::default()
             }),
@@ -224,8 +190,8 @@ mod tests {
 
     #[test]
     fn another_fresh_holder_is_a_second_writer() {
-        let now = Instant(1_000_000_000_000);
-        let ago = |s: i64| Instant(now.0 - s * 1_000_000);
+        let now = Timestamp::from_second(1_000_000_000).unwrap();
+        let ago = |s: i64| Timestamp::from_second(1_000_000_000 - s).unwrap();
         assert_eq!(
             holder_seen(&lease("b", ago(3), 15), "a", now),
             Beat::Other("b".into())

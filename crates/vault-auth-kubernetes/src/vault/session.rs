@@ -478,23 +478,35 @@ impl Session {
             credentials: fingerprint,
             ..LoginFailures::default()
         };
-        self.set_policies(token_policies(&answer.body["auth"]));
-        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::info!(
             reason,
             ttl_s = lease.as_secs(),
             renewable,
             "logged in to Vault with AppRole"
         );
+        Ok(self.hold(&token, started, lease, renewable, &answer.body["auth"]))
+    }
+
+    /// Stores `token` as the one held (a new generation), with the policies `block` lists.
+    fn hold(
+        &self,
+        token: &Secret,
+        since: Instant,
+        lease: Duration,
+        renewable: bool,
+        block: &Value,
+    ) -> (Secret, u64) {
+        self.set_policies(token_policies(block));
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         self.store(Held {
             token: token.clone(),
             generation,
-            since: started,
+            since,
             lease,
             login_ttl: lease,
             renewable,
         });
-        Ok((token, generation))
+        (token.clone(), generation)
     }
 
     /// Takes up an operator's own token: `lookup-self` tells its policies and remaining TTL
@@ -524,19 +536,9 @@ impl Session {
             return Err(refused(answer.status, answer.errors()));
         }
         let data = &answer.body["data"];
-        self.set_policies(token_policies(data));
         let lease = Duration::from_secs(data.get("ttl").and_then(Value::as_u64).unwrap_or(0));
-        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::info!(ttl_s = lease.as_secs(), "using the given Vault token");
-        self.store(Held {
-            token: token.clone(),
-            generation,
-            since: started,
-            lease,
-            login_ttl: lease,
-            renewable: false,
-        });
-        Ok((token.clone(), generation))
+        Ok(self.hold(token, started, lease, false, data))
     }
 
     /// Keeps the token valid until `shutdown`: renews at two thirds of each lease, logs in
@@ -590,6 +592,29 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_credential_file_is_read_trimmed_and_a_bad_one_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret-id");
+        std::fs::write(&path, "  s3cr3t\n").unwrap();
+        let value = Credential::File(path.clone()).read("secret-id").unwrap();
+        assert_eq!(value.expose(), "s3cr3t");
+        std::fs::write(&path, "\n").unwrap();
+        let empty = Credential::File(path.clone())
+            .read("secret-id")
+            .unwrap_err();
+        assert!(empty.to_string().contains("is empty"), "{empty}");
+        let missing = Credential::File(dir.path().join("nope"))
+            .read("role-id")
+            .unwrap_err();
+        let text = missing.to_string();
+        assert!(
+            text.contains("vault role-id") && text.contains("nope"),
+            "{text}"
+        );
+        assert!(matches!(missing, Error::VaultCredentials { .. }));
+    }
 
     fn held(lease_s: u64, renewable: bool) -> Held {
         Held {

@@ -105,20 +105,9 @@ fn system_roots() -> RootCertStore {
 /// rustls errors reach us wrapped in (possibly nested) `std::io::Error`s, whose `source()`
 /// skips the wrapped error itself, so those links are unwrapped through `io::Error::get_ref`.
 pub fn tls_failure(err: &(dyn StdError + 'static)) -> Option<String> {
-    let mut next: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(current) = next {
-        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
-        }
-        next = match current
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => Some(inner as &(dyn StdError + 'static)),
-            None => current.source(),
-        };
-    }
-    None
+    crate::error::causes(err)
+        .find_map(|e| e.downcast_ref::<rustls::Error>())
+        .map(ToString::to_string)
 }
 
 /// The fix to suggest when Vault's certificate is not trusted: give a CA when none was given;
