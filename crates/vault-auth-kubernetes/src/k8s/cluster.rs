@@ -102,6 +102,17 @@ pub fn cluster_info(settings: &Settings, config: &kube::Config) -> Result<Cluste
     Ok(ClusterInfo { host, ca_pem })
 }
 
+/// The error for a cluster whose CA is unknown (a kubeconfig that trusts the system roots or
+/// skips verification): Vault cannot be configured without it.
+pub fn missing_kubernetes_ca() -> crate::error::Error {
+    crate::error::Error::InvalidSetting {
+        setting: crate::cli::Setting::VaultKubeCaCert.describe(),
+        message: "the kubeconfig gives no CA certificate for the Kubernetes API, and Vault needs \
+                  one to verify the API when it reviews tokens: give the PEM file of that CA"
+            .to_string(),
+    }
+}
+
 /// Builds the kube client (counting every request into `metrics`) and the cluster info.
 pub async fn connect(
     settings: &Settings,
@@ -138,6 +149,58 @@ pub fn ders_to_pem(ders: &[Vec<u8>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(extra: &[&str]) -> Settings {
+        let argv = [
+            "vak",
+            "--vault-host",
+            "https://vault:8200",
+            "--vault-mount",
+            "prod/eu1",
+            "--vault-role-id",
+            "r",
+            "--vault-secret-id",
+            "s",
+        ]
+        .into_iter()
+        .chain(extra.iter().copied());
+        let args = crate::cli::parse_controller_args(argv).expect("valid arguments");
+        Settings::from_controller(&args).expect("valid settings")
+    }
+
+    #[test]
+    fn the_kubernetes_ca_comes_from_the_flag_when_given() {
+        let config = kube::Config::new("https://k8s.example:6443".parse().unwrap());
+        // No CA anywhere: empty, and the config write names the flag to give.
+        let info = cluster_info(&settings(&[]), &config).unwrap();
+        assert_eq!(info.ca_pem, "");
+        let error = missing_kubernetes_ca().to_string();
+        assert!(error.contains("--vault-kube-ca-cert"), "{error}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("ca.pem");
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        std::fs::write(&good, pem).unwrap();
+        let info = cluster_info(
+            &settings(&["--vault-kube-ca-cert", good.to_str().unwrap()]),
+            &config,
+        )
+        .unwrap();
+        assert_eq!(info.ca_pem, pem);
+
+        let bad = dir.path().join("not-a-ca.txt");
+        std::fs::write(&bad, "hello").unwrap();
+        let error = cluster_info(
+            &settings(&["--vault-kube-ca-cert", bad.to_str().unwrap()]),
+            &config,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("--vault-kube-ca-cert") && error.contains("holds no PEM certificate"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn pem_wraps_base64_at_64_columns() {

@@ -68,7 +68,7 @@ impl Syncer {
             let result = if body.kubernetes_ca_cert.trim().is_empty() {
                 // Vault (with disable_local_ca_jwt) needs the CA to verify the API when it
                 // reviews tokens, and refuses the write without one; say what to give.
-                Err(missing_kubernetes_ca())
+                Err(crate::k8s::cluster::missing_kubernetes_ca())
             } else {
                 self.ctx.vault.write_kubernetes_config(&path, &body).await
             };
@@ -170,16 +170,5 @@ impl Syncer {
             // Only costs one extra config write after a restart.
             warn!(%error, "could not record the config fingerprint on the reviewer Secret");
         }
-    }
-}
-
-/// The error for a cluster whose CA is unknown (a kubeconfig that trusts the system roots or
-/// skips verification): Vault cannot be configured without it.
-pub(crate) fn missing_kubernetes_ca() -> crate::error::Error {
-    crate::error::Error::InvalidSetting {
-        setting: crate::cli::Setting::VaultKubeCaCert.describe(),
-        message: "the kubeconfig gives no CA certificate for the Kubernetes API, and Vault needs \
-                  one to verify the API when it reviews tokens: give the PEM file of that CA"
-            .to_string(),
     }
 }
