@@ -34,6 +34,10 @@ test-real *ARGS:
 test-vault *ARGS:
     VAK_TEST_CLUSTER=real VAK_TEST_VAULT=vault cargo test --locked -p vault-auth-kubernetes --test e2e --test vault -- --skip emulator_only --skip openbao_only {{ARGS}}
 
+# Fuzz the ConfigMap parser for SECONDS (cargo-fuzz, stable toolchain; see fuzz/README.md).
+fuzz SECONDS="60":
+    scripts/fuzz {{SECONDS}}
+
 # The emulator's differential conformance test against the real apiserver (prints the fidelity).
 conformance:
     cargo test -p kube-emulator --test conformance -- --nocapture

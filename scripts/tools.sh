@@ -9,9 +9,10 @@
 #                      scripts/go-tools/kubernetes (k8s.io/kubernetes v1.37.2, etcd v3.7.3)
 #   .tools/bin/vault   HashiCorp Vault v1.21.1, built from the Go module pinned in
 #                      scripts/go-tools/vault; used only as a test server (`vault server -dev`)
-#   .tools/bin/cargo-deny, just
-#                      cargo-deny 0.20.2 (licences, bans, sources; CI) and just 1.59.0 (the
-#                      justfile's task runner), `cargo install --locked` from crates.io
+#   .tools/bin/cargo-deny, just, cargo-fuzz
+#                      cargo-deny 0.20.2 (licences, bans, sources; CI), just 1.59.0 (the
+#                      justfile's task runner) and cargo-fuzz 0.13.2 (the ConfigMap fuzz target
+#                      in fuzz/), `cargo install --locked` from crates.io
 #
 # Needs Python 3 (with venv), Go and access to PyPI and the Go module proxy. The Go builds are
 # cached outside the clone, in ${XDG_CACHE_HOME:-~/.cache}/vault-auth-kubernetes/go-tools/,
@@ -93,6 +94,7 @@ install_cargo_tool() { # NAME VERSION
 }
 install_cargo_tool cargo-deny 0.20.2
 install_cargo_tool just 1.59.0
+install_cargo_tool cargo-fuzz 0.13.2
 
 # --- Go builds -----------------------------------------------------------------------------
 command -v go >/dev/null || die "go is required to build etcd, kube-apiserver, kube-controller-manager and vault (https://go.dev/dl/, 1.26 or newer)"
@@ -133,6 +135,6 @@ build_go_tool kubernetes "$k8s_ldflags" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager ./cmd/etcd
 build_go_tool vault "" github.com/hashicorp/vault
 
-for bin in etcd kube-apiserver kube-controller-manager vault cargo-deny just; do
+for bin in etcd kube-apiserver kube-controller-manager vault cargo-deny just cargo-fuzz; do
   [[ -x "$tools/bin/$bin" ]] || die "$bin missing from $tools/bin after the build"
 done

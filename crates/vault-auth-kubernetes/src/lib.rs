@@ -28,7 +28,7 @@ pub mod mount;
 pub mod names;
 pub mod plan;
 pub mod reviewer_plan;
-pub mod roles;
+pub use vak_roles as roles;
 pub mod secret;
 pub mod settings;
 pub mod sync;

@@ -112,7 +112,7 @@ impl RoleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roles::parse_roles;
+    use crate::parse_roles;
     use std::collections::BTreeMap;
 
     fn set(entries: &[(&str, &str)]) -> RoleSet {

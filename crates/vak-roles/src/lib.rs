@@ -1,6 +1,10 @@
 //! The role entries of the `vault-auth-roles` ConfigMap: parsing, validation, normalisation and
 //! comparison with what Vault holds. Pure: no I/O, so the controller, `validate FILE` and `plan`
 //! share exactly the same rules and messages.
+//!
+//! A crate of its own so that the fuzz target (`fuzz/`) builds only this and serde, not the
+//! controller's Kubernetes and TLS stack. The controller re-exports it as
+//! `vault_auth_kubernetes::roles`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -37,7 +37,7 @@ pub fn normalize_vault_role(data: &Map<String, Value>) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roles::test_util::obj;
+    use crate::test_util::obj;
     use serde_json::json;
 
     #[test]

@@ -53,7 +53,7 @@ pub fn role_changes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roles::test_util::obj;
+    use crate::test_util::obj;
     use serde_json::json;
 
     #[test]

@@ -1,7 +1,7 @@
 //! What one Vault server accepts: the parameters of its Kubernetes auth role endpoint differ
 //! between HashiCorp Vault and OpenBao (only OpenBao has `token_strictly_bind_ip`) and between
-//! plugin versions. The controller reads them from the mount ([`crate::vault::VaultClient::
-//! role_parameters`]); this module applies them to parsed entries, so that a parameter the
+//! plugin versions. The controller reads them from the mount (its Vault client's
+//! `role_parameters`); this module applies them to parsed entries, so that a parameter the
 //! server does not know is never sent to it, and an entry that relies on one is rejected
 //! rather than silently weakened.
 
@@ -99,7 +99,7 @@ impl RoleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roles::parse_roles;
+    use crate::parse_roles;
     use std::collections::BTreeMap;
 
     fn data(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
