@@ -92,10 +92,18 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 .oldest_in_flight()
                 .filter(|(_, waited)| *waited >= crate::health::STALLED_REQUEST);
             let readiness = match stalled {
-                Some((target, waited)) => Err(format!(
-                    "a request to {target} has been waiting {} s for an answer",
-                    waited.as_secs()
-                )),
+                // The wait, and what ended the last pass if it failed (e.g. the previous
+                // request's timeout): both are news to whoever reads the probe.
+                Some((target, waited)) => Err(match state.health.last_failure() {
+                    Some(cause) => format!(
+                        "a request to {target} has been waiting {} s for an answer ({cause})",
+                        waited.as_secs()
+                    ),
+                    None => format!(
+                        "a request to {target} has been waiting {} s for an answer",
+                        waited.as_secs()
+                    ),
+                }),
                 None => state.health.readiness(token.valid),
             };
             match readiness {

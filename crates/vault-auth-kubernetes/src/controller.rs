@@ -367,8 +367,7 @@ pub async fn run(
                     health.set_synced(true);
                     None
                 } else {
-                    let failed = report.failures().count();
-                    health.set_failure(format!("{failed} step(s) of the last pass failed"));
+                    health.set_failure(crate::sync::failed_steps(&report));
                     Some(PASS_RETRY.delay_for(failures + 1))
                 }
             }

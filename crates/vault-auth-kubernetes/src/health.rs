@@ -15,6 +15,9 @@ pub const KUBE_FAILURE_WINDOW: Duration = Duration::from_secs(10);
 /// 30 s request timeout). Normal requests answer in milliseconds.
 pub const STALLED_REQUEST: Duration = Duration::from_secs(5);
 
+/// Why an instance is not ready without a Vault token.
+const NO_TOKEN: &str = "no valid Vault token";
+
 /// Why a leader is not ready when no pass has succeeded and none failed yet.
 const NOT_SYNCED: &str = "no successful full sync yet";
 
@@ -57,6 +60,15 @@ impl Health {
     pub fn set_failure(&self, cause: String) {
         self.inner.synced.store(false, Ordering::SeqCst);
         *self.inner.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(cause);
+    }
+
+    /// Why the last pass failed, while no pass succeeded since.
+    pub fn last_failure(&self) -> Option<String> {
+        self.inner
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// True when the last pass succeeded.
@@ -113,6 +125,9 @@ impl Health {
                 let failure = self.inner.failure.lock().unwrap_or_else(|e| e.into_inner());
                 match (why, failure.as_deref()) {
                     (NOT_SYNCED, Some(cause)) => cause.to_string(),
+                    // Without a token, why the last pass failed is usually why there is none
+                    // (a refused login, a sealed Vault).
+                    (NO_TOKEN, Some(cause)) => format!("{NO_TOKEN}: {cause}"),
                     (why, _) => why.to_string(),
                 }
             })
@@ -130,7 +145,7 @@ impl Health {
             return Err("Kubernetes API unreachable (watches failing)");
         }
         if !vault_token_valid {
-            return Err("no valid Vault token");
+            return Err(NO_TOKEN);
         }
         if i.leader.load(Ordering::SeqCst) && !i.synced.load(Ordering::SeqCst) {
             return Err(NOT_SYNCED);

@@ -104,8 +104,12 @@ pub struct PlanInput<'a> {
     /// What the config fingerprint covers besides the config: the controller passes Vault's
     /// address, namespace and the mount, so pointing it at another Vault rewrites the config.
     pub fingerprint_scope: &'a str,
-    /// `None`: ConfigMap missing or unreadable, so nothing is deleted.
+    /// `None`: ConfigMap missing or unreadable, or emptied without the opt-in, so nothing is
+    /// deleted.
     pub roles: Option<&'a RoleSet>,
+    /// `roles` is `None` because the ConfigMap lost every entry and emptiness was not opted in
+    /// (said so in the plan's note, instead of "missing").
+    pub empty_configmap_held: bool,
     /// `None`: namespaces unknown, so no ServiceAccount is planned.
     pub desired_service_accounts: Option<&'a DesiredServiceAccounts>,
     /// The config Vault must hold.
@@ -326,6 +330,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     };
     match input.roles {
         Some(roles) => plan_roles(&mut plan, roles, observed),
+        None if input.empty_configmap_held => plan.notes.push(
+            "ConfigMap has no entry and emptiness is not opted in: no role or ServiceAccount \
+             changed or deleted"
+                .into(),
+        ),
         None => plan.notes.push(
             "ConfigMap missing or unreadable: no role or ServiceAccount changed or deleted".into(),
         ),

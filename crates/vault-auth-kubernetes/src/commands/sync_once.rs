@@ -32,7 +32,10 @@ pub async fn sync_once(syncer: &Syncer) -> Result<PassReport> {
     syncer.sync(&snapshot).await
 }
 
-/// Runs `sync --once`: 0 when every step succeeded, 1 when one failed. Vault or Kubernetes
+/// Runs `sync --once`: 0 when the ConfigMap was applied in full, 1 when a step failed or
+/// something was not applied (an invalid entry, a role Vault refused, an object of the tool's
+/// name that is someone else's, an emptied ConfigMap held back): a CronJob or CI job that
+/// exits 0 must mean Vault and Kubernetes hold what the ConfigMap says. Vault or Kubernetes
 /// unreachable is an error (also 1).
 pub async fn run(settings: Settings) -> Result<u8> {
     let path = format!("auth/{}", settings.mount.auth_path());
@@ -44,9 +47,15 @@ pub async fn run(settings: Settings) -> Result<u8> {
     let report = report?;
     print!(
         "{}",
-        render_summary(&report, &path, started.elapsed(), stdout_style())
+        render_summary(
+            &report,
+            &path,
+            &ctx.settings.namespace,
+            started.elapsed(),
+            stdout_style()
+        )
     );
-    Ok(if report.succeeded() {
+    Ok(if !report.degraded() {
         status::SUCCESS
     } else {
         status::FAILURE
@@ -55,11 +64,22 @@ pub async fn run(settings: Settings) -> Result<u8> {
 
 /// The summary of a pass, from what Vault and Kubernetes answered: what was done, what was
 /// rightly skipped, what Vault refused, what failed (and why).
-pub fn render_summary(report: &PassReport, path: &str, took: Duration, style: Style) -> String {
+pub fn render_summary(
+    report: &PassReport,
+    path: &str,
+    namespace: &str,
+    took: Duration,
+    style: Style,
+) -> String {
     let seconds = format!("{:.1}s", took.as_secs_f64());
     let failed: Vec<&StepOutcome> = report.failures().collect();
-    let mut out = if failed.is_empty() {
+    let mut out = if failed.is_empty() && !report.degraded() {
         style.bold(&format!("Synced {path} in {seconds}."))
+    } else if failed.is_empty() {
+        style.removed(&format!(
+            "Sync of {path} incomplete: not all of the ConfigMap was applied, see below \
+             ({seconds})."
+        ))
     } else {
         style.removed(&format!(
             "Sync of {path} failed: {} ({seconds}).",
@@ -68,8 +88,10 @@ pub fn render_summary(report: &PassReport, path: &str, took: Duration, style: St
     };
     out.push('\n');
     let applied: Vec<&StepOutcome> = report.outcomes.iter().filter(|o| o.applied()).collect();
-    if applied.is_empty() && failed.is_empty() {
+    if applied.is_empty() && failed.is_empty() && !report.degraded() {
         out += "Nothing to change: Vault and Kubernetes already matched the ConfigMap.\n";
+    } else if applied.is_empty() && failed.is_empty() {
+        out += "Nothing was changed.\n";
     } else if !applied.is_empty() {
         out += "Done:\n";
         for outcome in &applied {
@@ -94,6 +116,16 @@ pub fn render_summary(report: &PassReport, path: &str, took: Duration, style: St
     }
     for note in &report.plan.notes {
         out += &format!("note: {note}\n");
+    }
+    if !report.configmap_present {
+        out += &format!(
+            "ConfigMap {namespace}/{} not found: no role or ServiceAccount was deleted.\n",
+            crate::names::ROLES_CONFIGMAP
+        );
+    }
+    if report.empty_configmap_held {
+        out += &style.removed(&crate::sync::empty_configmap_message(namespace));
+        out.push('\n');
     }
     if !report.rejected.is_empty() {
         out += &format!(
@@ -253,10 +285,11 @@ mod tests {
     }
 
     #[test]
-    fn summary_of_a_successful_pass() {
+    fn summary_of_a_pass_with_an_invalid_entry_is_incomplete() {
         let text = render_summary(
             &report(false),
             "auth/kubernetes/prod/eu1",
+            "vault-auth",
             Duration::from_millis(1234),
             Style::default(),
         );
@@ -265,7 +298,13 @@ mod tests {
 
     #[test]
     fn summary_of_a_failed_pass_names_only_what_was_done_and_the_failures() {
-        let text = render_summary(&report(true), "p", Duration::ZERO, Style::default());
+        let text = render_summary(
+            &report(true),
+            "p",
+            "vault-auth",
+            Duration::ZERO,
+            Style::default(),
+        );
         assert!(
             text.starts_with("Sync of p failed: 1 step failed (0.0s).\n"),
             "{text}"
@@ -287,7 +326,7 @@ mod tests {
             configmap_present: true,
             ..Default::default()
         };
-        let text = render_summary(&empty, "p", Duration::ZERO, Style::default());
+        let text = render_summary(&empty, "p", "vault-auth", Duration::ZERO, Style::default());
         assert_eq!(
             text,
             "Synced p in 0.0s.\nNothing to change: Vault and Kubernetes already matched the ConfigMap.\n"

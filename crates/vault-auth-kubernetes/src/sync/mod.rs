@@ -20,7 +20,7 @@ pub use observe::{Observation, VaultRead, VaultView};
 pub use outcome::{Done, PassReport, Step, StepOutcome};
 pub use report::{
     STATUS_ANNOTATION, STATUS_MESSAGE_ANNOTATION, STATUS_TIME_ANNOTATION, Status, configmap_ref,
-    status_for_error, status_for_pass,
+    empty_configmap_message, failed_steps, status_for_error, status_for_pass,
 };
 
 use std::sync::Arc;

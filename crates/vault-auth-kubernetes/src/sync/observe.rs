@@ -112,6 +112,7 @@ impl Observation {
             mount,
             fingerprint_scope: scope,
             roles: self.roles.as_ref(),
+            empty_configmap_held: self.empty_configmap_held,
             desired_service_accounts: self.desired_service_accounts.as_ref(),
             config: &self.config,
             observed: &self.observed,

@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::sync::Mutex;
 use tracing::{error, info, warn};
 
-use super::outcome::{PassReport, Step, StepOutcome};
+use super::outcome::{PassReport, Step};
 use crate::context::Context;
 use crate::error::Error;
 use crate::k8s::events::Notice;
@@ -185,6 +185,28 @@ impl Reporter {
     }
 }
 
+/// What failed in a pass that ran, for readiness: how many steps, and which with their
+/// causes (a few named, as in the Events).
+pub fn failed_steps(report: &PassReport) -> String {
+    let items = failed_step_items(report);
+    format!(
+        "{} of the last pass failed: {}",
+        count(items.len(), "step", "steps"),
+        name_some(&items)
+    )
+}
+
+/// Each failed step of a pass with its cause: `create role web: vault: ... HTTP 403: ...`.
+fn failed_step_items(report: &PassReport) -> Vec<String> {
+    report
+        .failures()
+        .map(|o| match &o.result {
+            Err(e) => format!("{}: {e}", step_name(&o.step)),
+            Ok(_) => step_name(&o.step),
+        })
+        .collect()
+}
+
 /// A step for log lines: `create role web`, `delete ServiceAccount team-a/app`.
 fn step_name(step: &Step) -> String {
     match step {
@@ -209,7 +231,7 @@ fn step_name(step: &Step) -> String {
 }
 
 /// What an emptied ConfigMap held back means, and how to mean it.
-fn empty_configmap_message(namespace: &str) -> String {
+pub fn empty_configmap_message(namespace: &str) -> String {
     format!(
         "ConfigMap {namespace}/{ROLES_CONFIGMAP} has no entry: nothing is deleted, so the roles \
          and managed ServiceAccounts stay as they are. To delete them all, annotate the ConfigMap \
@@ -281,15 +303,8 @@ pub fn conditions(report: &PassReport) -> BTreeSet<Notice> {
             ),
         ));
     }
-    let failed: Vec<&StepOutcome> = report.failures().collect();
-    if !failed.is_empty() {
-        let items: Vec<String> = failed
-            .iter()
-            .map(|o| match &o.result {
-                Err(e) => format!("{}: {e}", step_name(&o.step)),
-                Ok(_) => step_name(&o.step),
-            })
-            .collect();
+    let items = failed_step_items(report);
+    if !items.is_empty() {
         out.insert(Notice::warning(
             "StepsFailed",
             "Sync",
@@ -546,7 +561,7 @@ async fn write_status(ctx: &Context, snapshot: &ClusterSnapshot, status: &Status
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::outcome::Done;
+    use crate::sync::outcome::{Done, StepOutcome};
     use serde_json::Map;
 
     fn role_outcome(name: &str, result: Result<Done, Error>) -> StepOutcome {

@@ -130,9 +130,12 @@ async fn plan_shows_exactly_what_sync_once_does() {
     let started = Instant::now();
     let sync = vak(&env, &["sync", "--once"]).await;
     println!("sync --once on a fresh cluster: {:?}", started.elapsed());
-    assert_eq!(sync.status, 0, "{sync:?}");
+    // Exit 1: the broken entry was not applied, though every step succeeded.
+    assert_eq!(sync.status, 1, "{sync:?}");
     assert!(
-        sync.stdout.starts_with(&format!("Synced auth/{AUTH_PATH}")),
+        sync.stdout.starts_with(&format!(
+            "Sync of auth/{AUTH_PATH} incomplete: not all of the ConfigMap was applied"
+        )),
         "{}",
         sync.stdout
     );
@@ -210,7 +213,7 @@ async fn plan_shows_exactly_what_sync_once_does() {
     );
     let before_sync = cluster_state(&env).await;
     let sync = vak(&env, &["sync", "--once"]).await;
-    assert_eq!(sync.status, 0, "{sync:?}");
+    assert_eq!(sync.status, 1, "the broken entry: {sync:?}");
     assert_vault_matches(&env, &plan, &[]).await;
     let (added, removed) = added_and_removed(&before_sync, &cluster_state(&env).await);
     assert_eq!(added, Vec::<String>::new());
@@ -231,7 +234,7 @@ async fn plan_writes_nothing() {
     initial.retain(|(k, _)| *k != "apps");
     env.put_roles(&initial).await;
     let sync = vak(&env, &["sync", "--once"]).await;
-    assert_eq!(sync.status, 0, "{sync:?}");
+    assert_eq!(sync.status, 1, "the broken entry: {sync:?}");
 
     let mut edited = roles();
     edited.retain(|(k, _)| *k != "test");

@@ -9,6 +9,7 @@ mod commands_cleanup;
 mod commands_plan_sync;
 mod commands_support;
 mod controller;
+mod faults;
 mod guard_rails;
 mod operations;
 mod secrets;

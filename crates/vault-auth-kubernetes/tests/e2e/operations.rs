@@ -13,18 +13,18 @@ use testkit::free_port;
 const BIN: &str = env!("CARGO_BIN_EXE_vault-auth-kubernetes");
 
 /// A controller process configured through env vars, as the Helm chart does.
-struct Process {
+pub(crate) struct Process {
     child: Child,
     admin_port: u16,
     log: std::path::PathBuf,
 }
 
 impl Process {
-    fn spawn(env: &Env, name: &str, extra_env: &[(&str, &str)]) -> Process {
+    pub(crate) fn spawn(env: &Env, name: &str, extra_env: &[(&str, &str)]) -> Process {
         Self::spawn_command(env, name, Command::new(BIN), extra_env)
     }
 
-    fn spawn_command(
+    pub(crate) fn spawn_command(
         env: &Env,
         name: &str,
         mut cmd: Command,
@@ -53,7 +53,7 @@ impl Process {
     }
 
     /// Like [`Process::spawn_command`] with only `extra_env` as settings (no kubeconfig).
-    fn spawn_command_only(
+    pub(crate) fn spawn_command_only(
         env: &Env,
         name: &str,
         cmd: Command,
@@ -79,7 +79,7 @@ impl Process {
         }
     }
 
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
+    pub(crate) async fn get(&self, path: &str) -> Option<(u16, String)> {
         let url = format!("http://127.0.0.1:{}{path}", self.admin_port);
         let resp = reqwest::Client::new()
             .get(url)
@@ -91,11 +91,11 @@ impl Process {
         Some((status, resp.text().await.ok()?))
     }
 
-    async fn ready(&self) -> bool {
+    pub(crate) async fn ready(&self) -> bool {
         matches!(self.get("/readyz").await, Some((200, _)))
     }
 
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
@@ -104,12 +104,12 @@ impl Process {
         assert!(ok, "kill -{signal}");
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Waits for the process to exit; its exit code.
-    async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+    pub(crate) async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -143,7 +143,7 @@ fn successful_role_writes(metrics: &str) -> u64 {
         .sum()
 }
 
-fn roles(policy: &str) -> Vec<(&'static str, serde_json::Value)> {
+pub(crate) fn roles(policy: &str) -> Vec<(&'static str, serde_json::Value)> {
     vec![(
         "default",
         json!({
@@ -222,68 +222,6 @@ async fn binary_readiness_metrics_and_sigterm() {
     assert!(log.contains("received SIGTERM"), "{log}");
     assert!(!log.contains(&env.creds.secret_id), "secret-id in the log");
     assert!(log.contains("vault-secret-id: ******"), "{log}");
-}
-
-/// A Vault that accepts connections but never answers (frozen with SIGSTOP) makes the
-/// controller unready within seconds, not after the 30 s request timeout, and the cause is in
-/// the answer; it is ready again once Vault answers.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readiness_falls_while_vault_hangs() {
-    let env = Env::start().await;
-    env.put_roles(&roles("p1")).await;
-    let p = Process::spawn(&env, "solo", &[("VAK_RESYNC_INTERVAL", "1s")]);
-    wait_for("ready", TIMEOUT, || async { p.ready().await.then_some(()) }).await;
-    env.bao.pause();
-    let (body, took) = wait_for("not ready while Vault hangs", TIMEOUT, || async {
-        match p.get("/readyz").await {
-            Some((503, body)) => Some(body),
-            _ => None,
-        }
-    })
-    .await;
-    env.bao.resume();
-    println!("unready {took:?} after Vault froze: {}", body.trim());
-    assert!(body.contains("request to Vault has been waiting"), "{body}");
-    assert!(took < Duration::from_secs(12), "{took:?}");
-    wait_for("ready again once Vault answers", TIMEOUT, || async {
-        p.ready().await.then_some(())
-    })
-    .await;
-}
-
-/// Readiness follows an unreachable Kubernetes API (emulator only: it needs every request to
-/// fail on demand).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn emulator_only_readiness_follows_an_unreachable_kubernetes_api() {
-    let env = Env::emulator(Default::default()).await;
-    env.put_roles(&roles("p1")).await;
-    let p = Process::spawn(&env, "solo", &[("VAK_RESYNC_INTERVAL", "1s")]);
-    wait_for("ready", TIMEOUT, || async { p.ready().await.then_some(()) }).await;
-    let faults = env.kube.emulator_handle().faults();
-
-    // Kubernetes failing: every request answers 500 and the open watches are cut; the watches
-    // fail to come back and the controller reports not ready until they do. (500 rather than 503:
-    // kube's client retries 503 by itself before the watcher sees it.)
-    faults.fail_next("*", "*", 100_000, 500);
-    faults.close_watches();
-    let (body, took) = wait_for("not ready while Kubernetes is down", TIMEOUT, || async {
-        match p.get("/readyz").await {
-            Some((503, body)) => Some(body),
-            _ => None,
-        }
-    })
-    .await;
-    println!(
-        "unready {took:?} after the Kubernetes API went down: {}",
-        body.trim()
-    );
-    assert!(body.contains("Kubernetes"), "{body}");
-    faults.clear();
-    let (_, took) = wait_for("ready again after Kubernetes is back", TIMEOUT, || async {
-        p.ready().await.then_some(())
-    })
-    .await;
-    println!("ready again {took:?} after the Kubernetes API came back");
 }
 
 /// In a pod: no kubeconfig, the ServiceAccount token, CA and namespace at
@@ -590,77 +528,4 @@ async fn five_thousand_invalid_entries_cost_one_event_and_one_line_each() {
     );
     assert!(first_lines <= 5_000 + 10, "{first_lines} lines");
     assert_eq!(lines, first_lines, "invalid entries logged again on resync");
-}
-
-/// A sealed Vault, on every channel where a user looks: readiness false with the cause, the
-/// status annotation Degraded with the cause, a Warning Event, failed reconciliations in the
-/// metrics, the cause in the log, and no Normal Event (nothing was applied).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sealed_vault_is_reported_on_every_channel_and_nothing_claims_success() {
-    let env = Env::start().await;
-    env.put_roles(&roles("p1")).await;
-    let p = Process::spawn(&env, "solo", &[("VAK_RESYNC_INTERVAL", "1s")]);
-    wait_for("ready", TIMEOUT, || async { p.ready().await.then_some(()) }).await;
-    let normal_before = env
-        .configmap_events()
-        .await
-        .into_iter()
-        .filter(|(kind, ..)| kind == "Normal")
-        .count();
-
-    env.bao.cli(&["operator", "seal"]);
-    let (body, took) = wait_for("not ready while Vault is sealed", TIMEOUT, || async {
-        match p.get("/readyz").await {
-            Some((503, body)) => Some(body),
-            _ => None,
-        }
-    })
-    .await;
-    println!("unready {took:?} after the seal: {}", body.trim());
-    let body = wait_for("readiness names the cause", TIMEOUT, || async {
-        let (status, body) = p.get("/readyz").await?;
-        (status == 503 && body.contains("sealed")).then_some(body)
-    })
-    .await
-    .0;
-    assert!(body.contains("the last pass failed"), "{body}");
-    let (status, message) = wait_for("status Degraded", TIMEOUT, || async {
-        let (status, message) = crate::commands_support::configmap_status(&env).await;
-        (status == "Degraded").then_some((status, message))
-    })
-    .await
-    .0;
-    assert!(
-        message.starts_with("VaultUnavailable"),
-        "{status}: {message}"
-    );
-    assert!(message.contains("sealed"), "{message}");
-    let events = env.configmap_events().await;
-    assert!(
-        events.iter().any(|(kind, reason, note)| kind == "Warning"
-            && reason == "VaultUnavailable"
-            && note.contains("sealed")),
-        "{events:?}"
-    );
-    // Make sure a few failing passes went by, then nothing may have announced success.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let normal_after = env
-        .configmap_events()
-        .await
-        .into_iter()
-        .filter(|(kind, ..)| kind == "Normal")
-        .count();
-    assert_eq!(
-        normal_after, normal_before,
-        "a Normal Event while Vault was sealed"
-    );
-    let (_, metrics) = p.get("/metrics").await.unwrap();
-    assert!(
-        metrics.contains("vault_auth_kubernetes_reconciliations_total{result=\"error\"}"),
-        "{metrics}"
-    );
-    let log = p.log();
-    assert!(log.contains("sealed"), "the cause is not in the log");
-    let (_, readyz) = p.get("/readyz").await.unwrap();
-    assert!(readyz.contains("not ready"), "{readyz}");
 }
