@@ -130,11 +130,11 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
-/// Seconds left on the Vault token: 0 without a valid one, -1 when it never expires.
+/// Seconds left on the Vault token: 0 without a valid one, +Inf when it never expires.
 fn record_token_ttl(state: &AdminState, token: &TokenStatus) {
     let ttl = match (token.valid, token.ttl) {
         (false, _) => 0.0,
-        (true, None) => -1.0,
+        (true, None) => f64::INFINITY,
         (true, Some(ttl)) => ttl.as_secs_f64(),
     };
     state.metrics.set_vault_token_ttl(ttl);

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod mount;
 pub mod names;
 pub mod plan;
+pub mod process_metrics;
 pub mod reviewer_plan;
 pub use vak_roles as roles;
 pub mod secret;

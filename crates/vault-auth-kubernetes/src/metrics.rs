@@ -18,13 +18,39 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Label set of a request to Vault or Kubernetes.
+/// Label set of a request to Vault.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub struct VaultRequestLabels {
     /// Fixed operation name, e.g. `read_role`.
     pub operation: String,
     /// HTTP status code, or `error` when no answer came back.
-    pub status: String,
+    pub code: String,
+}
+
+/// Label set of a request to the Kubernetes API, as client-go's `rest_client_requests_total`
+/// and the API server's audit log name them.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KubernetesRequestLabels {
+    /// get, list, watch, create, update, patch, delete, deletecollection.
+    pub verb: String,
+    /// The resource, with its subresource: `serviceaccounts`, `serviceaccounts/token`.
+    pub resource: String,
+    /// HTTP status code, or `error` when no answer came back.
+    pub code: String,
+}
+
+/// Labels of `build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    revision: String,
+    rustc: String,
+}
+
+/// Buckets of the request duration histograms: 1 ms to ~33 s, doubling (a loopback answer to
+/// the 30 s request timeout).
+fn request_duration() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
 /// Label set of a reconciliation.
@@ -44,8 +70,10 @@ struct Inner {
     registry: Registry,
     reconciliations: Family<ResultLabels, Counter>,
     reconcile_duration: Histogram,
-    vault_requests: Family<RequestLabels, Counter>,
-    kubernetes_requests: Family<RequestLabels, Counter>,
+    vault_requests: Family<VaultRequestLabels, Counter>,
+    vault_request_duration: Family<VaultRequestLabels, Histogram, fn() -> Histogram>,
+    kubernetes_requests: Family<KubernetesRequestLabels, Counter>,
+    kubernetes_request_duration: Family<KubernetesRequestLabels, Histogram, fn() -> Histogram>,
     managed_roles: Gauge,
     managed_service_accounts: Gauge,
     invalid_entries: Gauge,
@@ -91,7 +119,10 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates the metrics and registers them under the `vault_auth_kubernetes` prefix.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("vault_auth_kubernetes");
+        // The controller's metrics under the `vault_auth_kubernetes` prefix; the process
+        // metrics (registered last, on the root) under their standard unprefixed names.
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix("vault_auth_kubernetes");
         let reconciliations = Family::<ResultLabels, Counter>::default();
         registry.register(
             "reconciliations",
@@ -104,28 +135,62 @@ impl Metrics {
             "Duration of a synchronisation pass",
             reconcile_duration.clone(),
         );
-        let vault_requests = Family::<RequestLabels, Counter>::default();
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        registry.register(
+            "build_info",
+            "Always 1: the version, git revision and compiler of this binary",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                revision: env!("VAK_GIT_REVISION").to_string(),
+                rustc: env!("VAK_RUSTC_VERSION").to_string(),
+            })
+            .set(1);
+        let vault_requests = Family::<VaultRequestLabels, Counter>::default();
         registry.register(
             "vault_requests",
-            "Requests to Vault, by operation and HTTP status",
+            "Requests to Vault, by operation and HTTP status code (error: no answer)",
             vault_requests.clone(),
         );
-        let kubernetes_requests = Family::<RequestLabels, Counter>::default();
+        let vault_request_duration =
+            Family::<VaultRequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                request_duration,
+            );
+        registry.register(
+            "vault_request_duration_seconds",
+            "Time from sending a request to Vault to its whole answer, by operation and code",
+            vault_request_duration.clone(),
+        );
+        let kubernetes_requests = Family::<KubernetesRequestLabels, Counter>::default();
         registry.register(
             "kubernetes_requests",
-            "Requests to the Kubernetes API, by operation and HTTP status",
+            "Requests to the Kubernetes API (watches and lists included), by verb, resource and \
+             HTTP status code (error: no answer)",
             kubernetes_requests.clone(),
+        );
+        let kubernetes_request_duration =
+            Family::<KubernetesRequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                request_duration,
+            );
+        registry.register(
+            "kubernetes_request_duration_seconds",
+            "Time from sending a request to the Kubernetes API to its response head (for a \
+             watch: until it is accepted), by verb, resource and code",
+            kubernetes_request_duration.clone(),
         );
         let managed_roles = Gauge::default();
         registry.register(
             "managed_roles",
-            "Vault roles the ConfigMap defines and the controller keeps in sync",
+            "Roles in Vault at the controller's auth mount, as Vault listed them in the last pass",
             managed_roles.clone(),
         );
         let managed_service_accounts = Gauge::default();
         registry.register(
             "managed_service_accounts",
-            "ServiceAccounts the controller manages",
+            "ServiceAccounts annotated vak-managed: \"true\" after the last pass, as Kubernetes \
+             confirmed them",
             managed_service_accounts.clone(),
         );
         let invalid_entries = Gauge::default();
@@ -135,11 +200,12 @@ impl Metrics {
             invalid_entries.clone(),
         );
         let last_success_millis = Arc::new(AtomicU64::new(0));
-        registry.register_collector(Box::new(SinceLastSuccess(last_success_millis.clone())));
+        registry.register_collector(Box::new(LastSuccess(last_success_millis.clone())));
         let vault_token_ttl = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "vault_token_ttl_seconds",
-            "Remaining time to live of the controller's Vault token",
+            "Remaining time to live of the controller's Vault token (0: none held; +Inf: a \
+             token that never expires)",
             vault_token_ttl.clone(),
         );
         let leader = Gauge::default();
@@ -155,13 +221,16 @@ impl Metrics {
              controllers writing the same mount without leader election), else 0",
             second_writer.clone(),
         );
+        root.register_collector(Box::new(crate::process_metrics::ProcessMetrics));
         Metrics {
             inner: Arc::new(Inner {
-                registry,
+                registry: root,
                 reconciliations,
                 reconcile_duration,
                 vault_requests,
+                vault_request_duration,
                 kubernetes_requests,
+                kubernetes_request_duration,
                 managed_roles,
                 managed_service_accounts,
                 invalid_entries,
@@ -202,20 +271,38 @@ impl Metrics {
             .map(|(target, started)| (*target, started.elapsed()))
     }
 
-    /// Counts a request to Vault. `status` is the HTTP status, or `None` when none came back.
-    pub fn vault_request(&self, operation: &str, status: Option<u16>) {
+    /// Counts a request to Vault and its duration. `status` is the HTTP status, or `None` when
+    /// none came back.
+    pub fn vault_request(&self, operation: &str, status: Option<u16>, seconds: f64) {
+        let labels = VaultRequestLabels {
+            operation: operation.to_string(),
+            code: code(status),
+        };
+        self.inner.vault_requests.get_or_create(&labels).inc();
         self.inner
-            .vault_requests
-            .get_or_create(&request_labels(operation, status))
-            .inc();
+            .vault_request_duration
+            .get_or_create(&labels)
+            .observe(seconds);
     }
 
-    /// Counts a request to the Kubernetes API.
-    pub fn kubernetes_request(&self, operation: &str, status: Option<u16>) {
+    /// Counts a request to the Kubernetes API and its duration.
+    pub fn kubernetes_request(
+        &self,
+        verb: &str,
+        resource: &str,
+        status: Option<u16>,
+        seconds: f64,
+    ) {
+        let labels = KubernetesRequestLabels {
+            verb: verb.to_string(),
+            resource: resource.to_string(),
+            code: code(status),
+        };
+        self.inner.kubernetes_requests.get_or_create(&labels).inc();
         self.inner
-            .kubernetes_requests
-            .get_or_create(&request_labels(operation, status))
-            .inc();
+            .kubernetes_request_duration
+            .get_or_create(&labels)
+            .observe(seconds);
     }
 
     /// Records the outcome and duration of a synchronisation pass.
@@ -274,46 +361,28 @@ fn unix_millis() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The last successful sync, from one recorded instant: its Unix time
-/// (`last_successful_sync_timestamp_seconds`, 0 before the first) and the seconds since
-/// (`seconds_since_last_successful_sync`, -1 before the first), computed at scrape time so an
-/// alert needs no arithmetic and no ticking task keeps it fresh.
+/// The Unix time of the last successful sync (`last_successful_sync_timestamp_seconds`, 0
+/// before the first), read at scrape time. An alert computes the age with `time() - ...`, as
+/// for every `*_timestamp_seconds` metric, so no sentinel value is needed.
 #[derive(Debug)]
-struct SinceLastSuccess(Arc<AtomicU64>);
+struct LastSuccess(Arc<AtomicU64>);
 
-impl Collector for SinceLastSuccess {
+impl Collector for LastSuccess {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let last = self.0.load(Ordering::SeqCst);
-        let since = if last == 0 {
-            -1.0
-        } else {
-            unix_millis().saturating_sub(last) as f64 / 1000.0
-        };
-        for (name, help, value) in [
-            (
-                "last_successful_sync_timestamp_seconds",
-                "Unix time of the last successful full synchronisation (0: none yet)",
-                last as f64 / 1000.0,
-            ),
-            (
-                "seconds_since_last_successful_sync",
-                "Seconds since the last successful full synchronisation (-1: none yet)",
-                since,
-            ),
-        ] {
-            let gauge = ConstGauge::new(value);
-            let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
-            gauge.encode(metric)?;
-        }
-        Ok(())
+        let gauge = ConstGauge::new(last as f64 / 1000.0);
+        let metric = encoder.encode_descriptor(
+            "last_successful_sync_timestamp_seconds",
+            "Unix time of the last successful full synchronisation (0: none yet)",
+            None,
+            gauge.metric_type(),
+        )?;
+        gauge.encode(metric)
     }
 }
 
-fn request_labels(operation: &str, status: Option<u16>) -> RequestLabels {
-    RequestLabels {
-        operation: operation.to_string(),
-        status: status.map_or_else(|| "error".to_string(), |s| s.to_string()),
-    }
+fn code(status: Option<u16>) -> String {
+    status.map_or_else(|| "error".to_string(), |s| s.to_string())
 }
 
 #[cfg(test)]
@@ -323,31 +392,33 @@ mod tests {
     #[test]
     fn encodes_counted_requests_with_labels() {
         let m = Metrics::new();
-        m.vault_request("write_role", Some(204));
-        m.vault_request("write_role", Some(204));
-        m.vault_request("login", None);
+        m.vault_request("write_role", Some(204), 0.002);
+        m.vault_request("write_role", Some(204), 0.003);
+        m.vault_request("login", None, 30.0);
+        m.kubernetes_request("create", "serviceaccounts", Some(201), 0.004);
         let text = m.encode();
-        assert!(
-            text.contains(
-                "vault_auth_kubernetes_vault_requests_total{operation=\"write_role\",status=\"204\"} 2"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains("operation=\"login\",status=\"error\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("vault_auth_kubernetes_seconds_since_last_successful_sync -1"),
-            "{text}"
-        );
+        for expected in [
+            "vault_auth_kubernetes_vault_requests_total{operation=\"write_role\",code=\"204\"} 2",
+            "vault_auth_kubernetes_vault_requests_total{operation=\"login\",code=\"error\"} 1",
+            "vault_auth_kubernetes_vault_request_duration_seconds_count{operation=\"write_role\",code=\"204\"} 2",
+            "vault_auth_kubernetes_kubernetes_requests_total{verb=\"create\",resource=\"serviceaccounts\",code=\"201\"} 1",
+            "vault_auth_kubernetes_last_successful_sync_timestamp_seconds 0",
+            "vault_auth_kubernetes_build_info{version=\"",
+            "process_resident_memory_bytes ",
+        ] {
+            assert!(text.contains(expected), "{expected} missing:\n{text}");
+        }
+        assert!(!text.contains("seconds_since"), "{text}");
         m.reconciled(true, 0.1);
         let text = m.encode();
         let line = text
             .lines()
-            .find(|l| l.starts_with("vault_auth_kubernetes_seconds_since_last_successful_sync "))
-            .expect("since-last-sync sample");
+            .find(|l| {
+                l.starts_with("vault_auth_kubernetes_last_successful_sync_timestamp_seconds ")
+            })
+            .expect("last-sync sample");
         let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-        assert!((0.0..5.0).contains(&value), "{line}");
+        let now = unix_millis() as f64 / 1000.0;
+        assert!((now - 5.0..=now).contains(&value), "{line}");
     }
 }

@@ -59,17 +59,27 @@ where
         let operation = operation(req.method(), req.uri().path(), req.uri().query());
         // One span per request (until the response head arrives), so what the client logs
         // about it is tied to the operation and to the pass that sent it.
-        let span = tracing::info_span!("kubernetes_request", operation = %operation);
+        let span = tracing::info_span!(
+            "kubernetes_request",
+            verb = operation.verb,
+            resource = %operation.resource
+        );
         let metrics = self.metrics.clone();
         // Until the response head: a watch's stream is not "in flight" once it is answered.
         let in_flight = metrics.request_in_flight("Kubernetes");
+        let started = std::time::Instant::now();
         let future = self.inner.call(req);
         Box::pin(
             async move {
                 let result = future.await;
                 drop(in_flight);
                 let status = result.as_ref().ok().map(|r| r.status().as_u16());
-                metrics.kubernetes_request(&operation, status);
+                metrics.kubernetes_request(
+                    operation.verb,
+                    &operation.resource,
+                    status,
+                    started.elapsed().as_secs_f64(),
+                );
                 result
             }
             .instrument(span),
@@ -77,17 +87,44 @@ where
     }
 }
 
-/// `"<verb> <resource>[/<subresource>]"` of a Kubernetes API request, with verbs as the API
-/// server's audit log names them (get, list, watch, create, update, patch, delete), e.g.
-/// `list serviceaccounts`, `create serviceaccounts/token`. Names and namespaces are left out so
-/// the label set stays small.
-pub fn operation(method: &Method, path: &str, query: Option<&str>) -> String {
+/// What a Kubernetes API request does: its verb as the API server's audit log names it (get,
+/// list, watch, create, update, patch, delete, deletecollection) and its resource with the
+/// subresource (`serviceaccounts/token`). Names and namespaces are left out so the label set
+/// stays small.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operation {
+    pub verb: &'static str,
+    pub resource: String,
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.verb, self.resource)
+    }
+}
+
+/// The [`Operation`] of a request (a path outside the resource API, e.g. `/version`, is its
+/// own resource).
+pub fn operation(method: &Method, path: &str, query: Option<&str>) -> Operation {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method_verb = || match *method {
+        Method::GET => "get",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => "other",
+    };
     // /api/v1/... or /apis/<group>/<version>/...
     let rest = match segments.first() {
         Some(&"api") if segments.len() >= 2 => &segments[2..],
         Some(&"apis") if segments.len() >= 3 => &segments[3..],
-        _ => return format!("{} {}", method.as_str().to_lowercase(), path),
+        _ => {
+            return Operation {
+                verb: method_verb(),
+                resource: path.to_string(),
+            };
+        }
     };
     let rest = match rest {
         ["namespaces", _ns, tail @ ..] if !tail.is_empty() => tail,
@@ -104,14 +141,10 @@ pub fn operation(method: &Method, path: &str, query: Option<&str>) -> String {
         Method::GET if watch => "watch",
         Method::GET if named => "get",
         Method::GET => "list",
-        Method::POST => "create",
-        Method::PUT => "update",
-        Method::PATCH => "patch",
-        Method::DELETE if named => "delete",
-        Method::DELETE => "deletecollection",
-        _ => "other",
+        Method::DELETE if !named => "deletecollection",
+        _ => method_verb(),
     };
-    format!("{verb} {resource}")
+    Operation { verb, resource }
 }
 
 #[cfg(test)]
@@ -178,7 +211,11 @@ mod tests {
             ),
         ];
         for (method, path, query, want) in cases {
-            assert_eq!(operation(&method, path, query), want, "{method} {path}");
+            assert_eq!(
+                operation(&method, path, query).to_string(),
+                want,
+                "{method} {path}"
+            );
         }
     }
 }

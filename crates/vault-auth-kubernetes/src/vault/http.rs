@@ -251,7 +251,11 @@ impl Transport {
             let duration_ms = started.elapsed().as_millis() as u64;
             match outcome {
                 Ok((status, text)) => {
-                    self.metrics.vault_request(operation, Some(status));
+                    self.metrics.vault_request(
+                        operation,
+                        Some(status),
+                        started.elapsed().as_secs_f64(),
+                    );
                     if status >= 500 {
                         tracing::warn!(status, duration_ms, "vault request");
                     } else {
@@ -263,7 +267,8 @@ impl Transport {
                     })
                 }
                 Err(source) => {
-                    self.metrics.vault_request(operation, None);
+                    self.metrics
+                        .vault_request(operation, None, started.elapsed().as_secs_f64());
                     tracing::warn!(duration_ms, error = %source, "vault request failed");
                     Err(self.transport_error(operation, source))
                 }

@@ -285,7 +285,7 @@ async fn fault_vault_refuses_a_role_write() {
     let claimed: Vec<&Value> = seen
         .log
         .iter()
-        .filter(|l| l["level"] == "INFO" && l["fields"]["role"] == "forbidden")
+        .filter(|l| l["level"] == "INFO" && l["role"] == "forbidden")
         .collect();
     assert!(claimed.is_empty(), "{claimed:?}");
     assert!(
@@ -297,7 +297,7 @@ async fn fault_vault_refuses_a_role_write() {
     assert!(
         seen.metric(
             "vault_auth_kubernetes_vault_requests_total",
-            &["operation=\"write_role\"", "status=\"403\""]
+            &["operation=\"write_role\"", "code=\"403\""]
         ) >= 1.0,
         "{}",
         seen.metrics

@@ -138,7 +138,7 @@ fn successful_role_writes(metrics: &str) -> u64 {
     metrics
         .lines()
         .filter(|l| l.starts_with("vault_auth_kubernetes_vault_requests_total{"))
-        .filter(|l| l.contains("operation=\"write_role\"") && l.contains("status=\"20"))
+        .filter(|l| l.contains("operation=\"write_role\"") && l.contains("code=\"20"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
@@ -174,11 +174,11 @@ async fn binary_readiness_metrics_and_sigterm() {
     for series in [
         "vault_auth_kubernetes_reconciliations_total{result=\"success\"}",
         "vault_auth_kubernetes_reconcile_duration_seconds_bucket",
-        "vault_auth_kubernetes_kubernetes_requests_total{operation=\"create serviceaccounts\"",
+        "vault_auth_kubernetes_kubernetes_requests_total{verb=\"create\",resource=\"serviceaccounts\"",
         "vault_auth_kubernetes_managed_roles 1",
         "vault_auth_kubernetes_managed_service_accounts 1",
         "vault_auth_kubernetes_invalid_configmap_entries 0",
-        "vault_auth_kubernetes_seconds_since_last_successful_sync",
+        "vault_auth_kubernetes_last_successful_sync_timestamp_seconds",
         "vault_auth_kubernetes_vault_token_ttl_seconds",
         "vault_auth_kubernetes_leader 1",
     ] {
@@ -192,7 +192,7 @@ async fn binary_readiness_metrics_and_sigterm() {
     let (_, later) = p.get("/metrics").await.unwrap();
     assert_eq!(successful_role_writes(&later), 1, "{later}");
     assert!(
-        later.contains("vault_requests_total{operation=\"login\",status=\"200\"} 1"),
+        later.contains("vault_requests_total{operation=\"login\",code=\"200\"} 1"),
         "{later}"
     );
 
@@ -221,7 +221,7 @@ async fn binary_readiness_metrics_and_sigterm() {
     let log = p.log();
     assert!(log.contains("received SIGTERM"), "{log}");
     assert!(!log.contains(&env.creds.secret_id), "secret-id in the log");
-    assert!(log.contains("vault-secret-id: ******"), "{log}");
+    assert!(log.contains(r#""vault_secret_id":"******""#), "{log}");
 }
 
 /// In a pod: no kubeconfig, the ServiceAccount token, CA and namespace at
@@ -528,4 +528,119 @@ async fn five_thousand_invalid_entries_cost_one_event_and_one_line_each() {
     );
     assert!(first_lines <= 5_000 + 10, "{first_lines} lines");
     assert_eq!(lines, first_lines, "invalid entries logged again on resync");
+}
+
+/// The metrics a running controller serves, parsed with an OpenMetrics parser, are exactly
+/// those of docs/metrics.md, with the documented types and label names; the managed counts
+/// follow Vault (a deleted ConfigMap deletes nothing, so the role is still counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_documented_with_their_types_and_labels() {
+    use openmetrics_parser::openmetrics::parse_openmetrics;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let env = Env::start().await;
+    env.put_roles(&roles("p1")).await;
+    let p = Process::spawn(&env, "solo", &[("VAK_RESYNC_INTERVAL", "1s")]);
+    wait_for("ready", TIMEOUT, || async { p.ready().await.then_some(()) }).await;
+    let (_, text) = p.get("/metrics").await.unwrap();
+    let exposition = parse_openmetrics(&text).unwrap_or_else(|e| panic!("{e:?}:\n{text}"));
+    let served: BTreeMap<String, (String, BTreeSet<String>)> = exposition
+        .families
+        .iter()
+        .map(|(name, family)| {
+            let labels = family
+                .get_label_names()
+                .iter()
+                .filter(|l| *l != "le")
+                .cloned()
+                .collect();
+            let kind = format!("{:?}", family.family_type).to_lowercase();
+            (name.clone(), (kind, labels))
+        })
+        .collect();
+
+    let doc = std::fs::read_to_string(testkit::workspace_root().join("docs/metrics.md")).unwrap();
+    let documented: BTreeMap<String, (String, BTreeSet<String>)> = doc
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|row| {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let name = cells[1].trim_matches('`');
+            let kind = cells[2].to_string();
+            // OpenMetrics names a counter's family without `_total`.
+            let family = match kind.as_str() {
+                "counter" => name.trim_end_matches("_total"),
+                _ => name,
+            };
+            let labels = cells[3]
+                .split(',')
+                .map(|l| l.trim().trim_matches('`').to_string())
+                .filter(|l| !l.is_empty())
+                .collect();
+            (family.to_string(), (kind, labels))
+        })
+        .collect();
+    assert!(documented.len() >= 20, "{documented:?}");
+    assert_eq!(
+        served.keys().collect::<Vec<_>>(),
+        documented.keys().collect::<Vec<_>>(),
+        "served vs documented metric names"
+    );
+    for (name, want) in &documented {
+        assert_eq!(
+            &served[name], want,
+            "{name}: served vs documented (type, labels)"
+        );
+    }
+
+    env.delete_roles_configmap().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, text) = p.get("/metrics").await.unwrap();
+    assert!(
+        text.contains("vault_auth_kubernetes_managed_roles 1\n"),
+        "the role is still in Vault: {text}"
+    );
+    assert_eq!(env.vault_role_names().await.len(), 1);
+}
+
+/// A steady state at INFO writes nothing: three resyncs later the log has not grown, though
+/// the README's roles bind two ServiceAccounts of the user's (noted once, when first seen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_state_logs_nothing_at_info() {
+    let env = Env::start().await;
+    env.put_roles(&crate::support::readme_roles()).await;
+    let p = Process::spawn(&env, "solo", &[("VAK_RESYNC_INTERVAL", "1s")]);
+    wait_for("ready", TIMEOUT, || async { p.ready().await.then_some(()) }).await;
+    // Let the first passes' reports (notes, Events) settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = p.log();
+    assert!(
+        before.contains("left untouched"),
+        "the user's ServiceAccounts are noted once: {before}"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = p.log();
+    let new: Vec<&str> = after[before.len()..].lines().collect();
+    assert!(new.is_empty(), "a steady state logged:\n{}", new.join("\n"));
+    // The settings are structured fields of the startup line (an object in JSON logs).
+    let startup: serde_json::Value = after
+        .lines()
+        .find(|l| l.contains("starting vault-auth-kubernetes"))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .expect("a JSON startup line");
+    // The JSON format flattens an event's fields into the line's object.
+    let fields = &startup;
+    for field in [
+        "vault_host",
+        "vault_mount",
+        "namespace",
+        "admin_port",
+        "leader_election",
+        "log_format",
+        "resync_interval",
+    ] {
+        assert!(!fields[field].is_null(), "{field} missing: {startup}");
+    }
+    assert_eq!(fields["vault_secret_id"], "******", "{startup}");
+    assert_eq!(fields["log_format"], "json", "{startup}");
 }

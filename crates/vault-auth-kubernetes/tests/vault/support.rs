@@ -29,7 +29,7 @@ pub fn requests(metrics: &Metrics, operation: &str, status: Option<&str>) -> u64
         .lines()
         .filter(|l| l.starts_with("vault_auth_kubernetes_vault_requests_total{"))
         .filter(|l| l.contains(&label))
-        .filter(|l| status.is_none_or(|s| l.contains(&format!("status=\"{s}\""))))
+        .filter(|l| status.is_none_or(|s| l.contains(&format!("code=\"{s}\""))))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }

@@ -37,7 +37,7 @@ async fn an_untrusted_certificate_is_refused_with_the_fix_in_the_message() {
     assert!(
         metrics
             .encode()
-            .contains("vault_requests_total{operation=\"login\",status=\"error\"} 1"),
+            .contains("vault_requests_total{operation=\"login\",code=\"error\"} 1"),
         "{}",
         metrics.encode()
     );
