@@ -91,7 +91,7 @@ pub fn version_text() -> String {
 
 /// Runs the controller until `shutdown` is cancelled.
 pub async fn run_controller(settings: Settings, shutdown: CancellationToken) -> Result<()> {
-    info!(version = VERSION, settings = %settings, "starting vault-auth-kubernetes");
+    settings.log_startup(VERSION);
     if settings.vault.skip_tls_verify {
         warn!("TLS verification of Vault is OFF (--vault-skip-verify): use only for tests");
     }

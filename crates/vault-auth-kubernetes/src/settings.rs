@@ -42,6 +42,10 @@ pub struct Settings {
     pub denied_policies: Vec<String>,
     /// `--allow-empty-configmap`: an emptied ConfigMap may delete everything.
     pub allow_empty_configmap: bool,
+    /// `--log-level` as given (None: the command's default), for the startup log.
+    pub log_level: Option<String>,
+    /// `--log-format`, for the startup log.
+    pub log_format: String,
 }
 
 /// Default of `--resync-interval` (what one-shot commands carry, unused).
@@ -182,8 +186,8 @@ impl Settings {
                     vault_namespace,
                     vault_approle_mount,
                 },
-            // Used before the settings: logging is set up first.
-            logging: _,
+            // Set up before the settings; kept here only to be logged with them.
+            logging,
         } = args;
         let mut missing = Vec::new();
         let mut take = |value: Option<&str>, setting| {
@@ -311,7 +315,58 @@ impl Settings {
             allowed_policies: Vec::new(),
             denied_policies: Vec::new(),
             allow_empty_configmap: false,
+            log_level: logging.log_level.clone(),
+            log_format: format!("{:?}", logging.log_format).to_lowercase(),
         })
+    }
+
+    /// The startup log line: every setting as a structured field (an object in JSON logs),
+    /// secrets as `******`, file paths as given.
+    pub fn log_startup(&self, version: &str) {
+        let path = |p: &Option<PathBuf>, unset: &str| {
+            p.as_ref()
+                .map_or_else(|| unset.to_string(), |p| p.display().to_string())
+        };
+        let credential = |c: &Credential| match c {
+            Credential::Value(_) => crate::secret::REDACTED.to_string(),
+            Credential::File(path) => format!("file {}", path.display()),
+        };
+        let (vault_auth, role_id, secret_id) = match &self.vault.auth {
+            VaultAuth::AppRole { role_id, secret_id } => {
+                ("approle", credential(role_id), credential(secret_id))
+            }
+            VaultAuth::Token(_) => ("token", String::new(), String::new()),
+        };
+        let leader_election = self.leader_election.as_ref().map_or_else(
+            || "off".to_string(),
+            |l| format!("lease {}", humantime::format_duration(l.lease_duration)),
+        );
+        tracing::info!(
+            version,
+            kubeconfig = %path(&self.kubeconfig, "(in-cluster)"),
+            namespace = %self.namespace,
+            vault_host = %self.vault.addr,
+            vault_mount = %self.mount.as_str(),
+            vault_namespace = %self.vault.namespace.as_deref().unwrap_or(""),
+            vault_kube_host = %self.vault_kube_host.as_deref().unwrap_or("(from kubeconfig)"),
+            vault_kube_ca_cert = %path(&self.vault_kube_ca_cert, "(from kubeconfig)"),
+            vault_auth,
+            vault_role_id = %role_id,
+            vault_secret_id = %secret_id,
+            vault_approle_mount = %self.vault.approle_mount,
+            vault_ca_cert = %path(&self.vault.ca_cert_file, "(system roots)"),
+            vault_skip_verify = self.vault.skip_tls_verify,
+            resync_interval = %humantime::format_duration(self.resync_interval),
+            admin_address = %self.admin_address,
+            admin_port = self.admin_port,
+            leader_election = %leader_election,
+            allowed_policies = %self.allowed_policies.join(","),
+            denied_policies = %self.denied_policies.join(","),
+            allow_empty_configmap = self.allow_empty_configmap,
+            log_level = %self.log_level.as_deref().unwrap_or("(default)"),
+            log_format = %self.log_format,
+            "starting vault-auth-kubernetes"
+        );
     }
 }
 

@@ -9,9 +9,9 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::core::v1::{EventSource, ObjectReference};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use tokio::sync::Mutex;
@@ -132,6 +132,16 @@ impl EventPublisher {
             regarding: Some(regarding.clone()),
             reporting_controller: Some(REPORTING_CONTROLLER.to_string()),
             reporting_instance: Some(self.instance.clone()),
+            // The core/v1 view of an events.k8s.io Event maps these to firstTimestamp,
+            // lastTimestamp, count and source: what `kubectl get events --sort-by
+            // .lastTimestamp` and `kubectl describe` show (they are empty otherwise).
+            deprecated_first_timestamp: Some(Time(now)),
+            deprecated_last_timestamp: Some(Time(now)),
+            deprecated_count: Some(1),
+            deprecated_source: Some(EventSource {
+                component: Some(REPORTING_CONTROLLER.to_string()),
+                host: Some(self.instance.clone()),
+            }),
             ..Default::default()
         }
     }
