@@ -29,6 +29,26 @@ pub(crate) fn parse_duration(value: &Value) -> Result<u64, String> {
     }
 }
 
+/// Seconds as a person writes them, in the largest units that are exact: `1h`, `1h30m`,
+/// `90s` -> `1m30s`, `86400` -> `24h` (Go's duration syntax, which Vault reads back).
+pub fn format_duration(seconds: u64) -> String {
+    if seconds == 0 {
+        return "0s".to_string();
+    }
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out += &format!("{h}h");
+    }
+    if m > 0 {
+        out += &format!("{m}m");
+    }
+    if s > 0 {
+        out += &format!("{s}s");
+    }
+    out
+}
+
 /// Reads a duration string the way Vault does.
 pub(crate) fn parse_duration_str(s: &str) -> Result<u64, String> {
     if s.is_empty() {
@@ -167,6 +187,21 @@ fn unit_nanos(unit: &str) -> Option<u128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_in_the_largest_exact_units_and_reads_back() {
+        for (seconds, text) in [
+            (0, "0s"),
+            (90, "1m30s"),
+            (3600, "1h"),
+            (5400, "1h30m"),
+            (86_400, "24h"),
+            (3661, "1h1m1s"),
+        ] {
+            assert_eq!(format_duration(seconds), text);
+            assert_eq!(parse_duration_str(text), Ok(seconds), "{text}");
+        }
+    }
     use serde_json::json;
 
     #[test]

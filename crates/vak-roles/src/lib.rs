@@ -21,6 +21,7 @@ mod name;
 mod normalize;
 mod parse;
 mod policy_guard;
+mod schema;
 mod selector;
 mod server;
 mod values;
@@ -36,10 +37,19 @@ mod test_util {
 }
 
 pub use diff::{FieldChange, diff_role, role_changes};
+pub use duration::format_duration;
 pub use name::glob_match;
 pub use normalize::normalize_vault_role;
 pub use policy_guard::PolicyGuard;
+pub use schema::role_body_schema;
 pub use server::ServerParams;
+
+/// True for the parameters Vault holds as durations (in seconds): `token_ttl`, ...
+pub fn is_duration_param(name: &str) -> bool {
+    fields::PARAMS
+        .iter()
+        .any(|p| p.name == name && p.kind == fields::Kind::Duration)
+}
 
 /// One valid ConfigMap entry, ready to be written to Vault.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -400,6 +400,11 @@ pub struct TokenArgs {
 /// Arguments of `plan`.
 #[derive(Clone, Debug, Args)]
 pub struct PlanArgs {
+    /// Plan this ConfigMap instead of the cluster's: manifest files holding vault-auth-roles
+    /// (read as `validate` reads them); `-` reads stdin, e.g. `helm template ... | plan -f -`.
+    #[arg(long = "file", short = 'f', value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
     /// Report format (JSON never contains the reviewer token).
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -441,6 +446,10 @@ pub struct CleanupArgs {
     /// Also disable the auth method at auth/kubernetes/<mount> (deletes its config and roles).
     #[arg(long)]
     pub delete_mount: bool,
+
+    /// Report format: the inventory and what was removed.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 
     #[command(flatten)]
     pub connection: ConnectionArgs,

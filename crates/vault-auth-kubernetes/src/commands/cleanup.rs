@@ -20,9 +20,10 @@ use serde_json::json;
 
 use super::status;
 use super::style::{Style, confirm, stdout_style};
-use crate::cli::CleanupArgs;
+use crate::cli::{CleanupArgs, OutputFormat};
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::k8s::second_writer::{Beat, holder_seen};
 use crate::k8s::snapshot::{ClusterSnapshot, ConfigMapState};
 use crate::names::{
     MANAGED_SELECTOR, NAMESPACE_READER, REVIEWER_CLUSTER_ROLE_BINDING, REVIEWER_SERVICE_ACCOUNT,
@@ -30,7 +31,7 @@ use crate::names::{
 };
 use crate::plan::{MountState, refuse_foreign_mount};
 use crate::reviewer_plan::has_managed_label;
-use crate::settings::Settings;
+use crate::settings::{LEASE_NAME, Settings};
 use crate::sync::{STATUS_ANNOTATION, STATUS_MESSAGE_ANNOTATION, STATUS_TIME_ANNOTATION, Syncer};
 
 /// Kinds of Kubernetes objects cleanup removes.
@@ -408,17 +409,32 @@ async fn run_with(syncer: &Syncer, address: &str, args: &CleanupArgs) -> Result<
         roles,
         args.delete_mount,
     );
-    let style = stdout_style();
-    print!("{}", render_inventory(&inv, address, style));
-    if inv.is_empty() {
-        println!("Nothing to remove.");
-        return Ok(status::SUCCESS);
+    let running = running_controller(syncer).await;
+    if let Some(warning) = &running {
+        eprintln!("vault-auth-kubernetes cleanup: warning: {warning}");
     }
-    if args.dry_run {
-        println!(
-            "Dry run: {} item(s) would be removed; nothing was.",
-            inv.len()
+    let json = args.output == OutputFormat::Json;
+    let style = stdout_style();
+    let report = |done: &[(String, Outcome)]| {
+        print!(
+            "{}",
+            render_json(&inv, args.dry_run, running.as_deref(), done)
         );
+    };
+    if !json {
+        print!("{}", render_inventory(&inv, address, style));
+    }
+    if inv.is_empty() || args.dry_run {
+        if json {
+            report(&[]);
+        } else if inv.is_empty() {
+            println!("Nothing to remove.");
+        } else {
+            println!(
+                "Dry run: {} item(s) would be removed; nothing was.",
+                inv.len()
+            );
+        }
         return Ok(status::SUCCESS);
     }
     match decide(args.yes, std::io::stdin().is_terminal()) {
@@ -438,8 +454,93 @@ async fn run_with(syncer: &Syncer, address: &str, args: &CleanupArgs) -> Result<
     }
     let done = remove(syncer, &inv).await;
     let (text, code) = render_outcomes(&done, style);
-    print!("{text}");
+    if json {
+        report(&done);
+    } else {
+        print!("{text}");
+    }
     Ok(code)
+}
+
+/// A controller that is running re-creates what cleanup removes, at its next pass: one that
+/// renewed the Lease `vault-auth-kubernetes` of the namespace recently (its heartbeat, with or
+/// without leader election) is named, with how to stop it. `None` when none is seen.
+async fn running_controller(syncer: &Syncer) -> Option<String> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::jiff::Timestamp;
+    let namespace = &syncer.ctx().settings.namespace;
+    let api: Api<Lease> = Api::namespaced(syncer.ctx().client.clone(), namespace);
+    let lease = match api.get_opt(LEASE_NAME).await {
+        Ok(lease) => lease?,
+        Err(error) => {
+            return Some(format!(
+                "could not read Lease {namespace}/{LEASE_NAME} to see whether a controller runs \
+                 ({error}); a running controller re-creates what cleanup removes"
+            ));
+        }
+    };
+    match holder_seen(&lease, "", Timestamp::now()) {
+        Beat::Other(holder) => Some(format!(
+            "a controller is running ({holder} renewed Lease {namespace}/{LEASE_NAME} within \
+             the last minute): it re-creates what cleanup removes at its next pass; stop it \
+             first (e.g. kubectl -n {namespace} scale deployment vault-auth-kubernetes \
+             --replicas=0)"
+        )),
+        Beat::Held => None,
+    }
+}
+
+/// The JSON report: what was found, and what became of each item (empty for a dry run).
+pub fn render_json(
+    inv: &Inventory,
+    dry_run: bool,
+    running_controller: Option<&str>,
+    done: &[(String, Outcome)],
+) -> String {
+    let objects: Vec<serde_json::Value> = inv
+        .objects
+        .iter()
+        .map(|o| {
+            json!({
+                "kind": format!("{:?}", o.kind),
+                "namespace": o.namespace,
+                "name": o.name,
+                "mark": o.mark,
+            })
+        })
+        .collect();
+    let results: Vec<serde_json::Value> = done
+        .iter()
+        .map(|(what, outcome)| match outcome {
+            Outcome::Removed => json!({"item": what, "result": "removed"}),
+            Outcome::Skipped(why) => json!({"item": what, "result": "skipped", "reason": why}),
+            Outcome::Failed(error) => {
+                json!({"item": what, "result": "failed", "error": error.to_string()})
+            }
+        })
+        .collect();
+    let report = json!({
+        "format_version": 1,
+        "dry_run": dry_run,
+        "running_controller": running_controller,
+        "vault": {
+            "path": inv.vault_path,
+            "mount": inv.mount,
+            "roles": inv.vault_roles,
+            "delete_mount": inv.delete_mount,
+        },
+        "kubernetes": {
+            "objects": objects,
+            "configmap_status_annotations": inv.configmap_status,
+        },
+        "items": inv.len(),
+        "results": results,
+        "removed": done.iter().filter(|(_, o)| matches!(o, Outcome::Removed)).count(),
+        "failed": done.iter().filter(|(_, o)| matches!(o, Outcome::Failed(_))).count(),
+    });
+    let mut text = serde_json::to_string_pretty(&report).expect("a report serialises");
+    text.push('\n');
+    text
 }
 
 #[cfg(test)]

@@ -25,10 +25,11 @@ pub const PLAN_ABOUT: &str = "\
     \n\
     Reads the cluster and Vault with the same settings as the controller. Writes nothing:\n\
     objects a sync would create (the reviewer's ServiceAccount, binding and token Secret) are\n\
-    only listed.\n\
+    only listed. With -f FILE (or -f - for stdin) it plans the vault-auth-roles ConfigMap of\n\
+    those manifests instead of the cluster's: what applying them would change.\n\
     \n\
     Exit status (like terraform plan -detailed-exitcode): 0 when nothing would change, 2 when\n\
-    changes are pending, 1 on error.";
+    changes are pending, 1 on error or when an entry is invalid (the summary says which).";
 
 /// `sync --help`: one pass and its exit statuses.
 pub const SYNC_ABOUT: &str = "\
@@ -37,8 +38,10 @@ pub const SYNC_ABOUT: &str = "\
     Reads the cluster and Vault, applies every change (as the controller does on each pass)\n\
     and prints a summary.\n\
     \n\
-    Exit status: 0 when every step succeeded, 1 when a step failed or Vault or Kubernetes\n\
-    could not be reached.";
+    Exit status: 0 when all of the ConfigMap was applied, 1 when a step failed, something was\n\
+    not applied (an invalid entry, a role Vault refused, an object of the tool's name that is\n\
+    someone else's, an emptied ConfigMap held back) or Vault or Kubernetes could not be\n\
+    reached.";
 
 /// `cleanup --help`: what counts as the tool's, the confirmation, exit statuses.
 pub const CLEANUP_ABOUT: &str = "\
@@ -86,10 +89,14 @@ Examples:
   # What would the controller change? (same settings as the controller)
   vault-auth-kubernetes --kubeconfig ~/.kube/config --namespace vault-auth plan
 
-  # In CI: fail the job on errors, flag pending changes (exit 2):
-  vault-auth-kubernetes plan --output json > plan.json; status=$?
+  # In a pull request: what would merging this ConfigMap change?
+  vault-auth-kubernetes plan -f deploy/vault-auth-roles.yaml
+  helm template my-release charts/vault-auth-kubernetes -f values.yaml | vault-auth-kubernetes plan -f -
 
-Exit status: 0 no changes, 2 changes pending, 1 error.";
+  # In CI: fail the job on errors and invalid entries (1), flag pending changes (2):
+  vault-auth-kubernetes plan -f roles.yaml --output json > plan.json; status=$?
+
+Exit status: 0 no changes, 2 changes pending, 1 error or invalid entries.";
 
 /// Examples below the options.
 pub const SYNC_EXAMPLES: &str = "\

@@ -21,6 +21,8 @@ pub struct RolesConfigMap {
     pub namespace: Option<String>,
     /// Line of its `kind: ConfigMap` (1-based).
     pub line: u64,
+    /// `metadata.annotations` (string values only), e.g. the allow-empty opt-in.
+    pub annotations: std::collections::BTreeMap<String, String>,
     /// Its `data` entries in file order.
     pub entries: Vec<DataEntry>,
 }
@@ -94,9 +96,21 @@ fn collect(object: Object, manifest: &mut Manifest) {
             .collect(),
         Some(Data::NotAMap) | None => Vec::new(),
     };
+    let annotations = object
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+        .map(|a| {
+            a.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
     manifest.configmaps.push(RolesConfigMap {
         namespace: metadata("namespace"),
         line: object.kind.map_or(0, |k| k.referenced.line()),
+        annotations,
         entries,
     });
 }

@@ -6,6 +6,7 @@
 //! - [`manifest`]: the `vault-auth-roles` ConfigMaps of YAML manifests, with key lines.
 //! - [`validate`]: `validate FILE...`.
 //! - [`plan`]: `plan`: observes like a sync, renders the plan as text or JSON.
+//! - [`proposed`]: the ConfigMap `plan -f FILE` plans instead of the cluster's.
 //! - [`sync_once`]: `sync --once`.
 //! - [`cleanup`]: `cleanup`: lists what the tool made, asks, removes.
 //! - [`help`]: the long help texts and examples of the subcommands.
@@ -15,6 +16,7 @@ pub mod cleanup;
 pub mod help;
 pub mod manifest;
 pub mod plan;
+pub mod proposed;
 pub mod style;
 pub mod sync_once;
 pub mod validate;
@@ -23,7 +25,7 @@ pub mod validate;
 pub mod status {
     /// Success; for `plan`: nothing would change.
     pub const SUCCESS: u8 = 0;
-    /// Failure: invalid entries (`validate`), an error, a failed step or a refusal.
+    /// Failure: invalid entries (`validate`, `plan`), an error, a failed step or a refusal.
     pub const FAILURE: u8 = 1;
     /// `validate`: a file could not be read; `sync` without `--once` (usage errors).
     pub const USAGE: u8 = 2;

@@ -10,37 +10,85 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::proposed::{Proposed, read_proposed};
 use super::status;
 use super::style::{Style, stdout_style};
 use crate::cli::{OutputFormat, PlanArgs};
 use crate::context::Context;
 use crate::error::Result;
-use crate::k8s::snapshot::ClusterSnapshot;
-use crate::names::MOUNT_MAX_LEASE_TTL;
+use crate::k8s::snapshot::{ClusterSnapshot, ConfigMapState};
+use crate::names::{MOUNT_MAX_LEASE_TTL, ROLES_CONFIGMAP};
 use crate::plan::{ConfigChange, MountState, Plan, RoleAction, ServiceAccountAction};
 use crate::reviewer_plan::{
     Conflict, KubeChange, KubeVerb, ReviewerPlan, ReviewerToken, plan_reviewer,
 };
-use crate::roles::{FieldChange, Finding, diff_role, normalize_vault_role, parse_roles};
+use crate::roles::{
+    FieldChange, Finding, diff_role, format_duration, is_duration_param, normalize_vault_role,
+    parse_roles,
+};
 use crate::secret::Secret as SecretString;
 use crate::settings::Settings;
 use crate::sync::{Observation, Syncer};
 
+/// Version of the JSON report's shape: raised when a field changes meaning or goes away
+/// (new fields may be added without it).
+pub const FORMAT_VERSION: u32 = 1;
+
 /// Everything `plan` reports. Holds no secret: the reviewer JWT stays in the observation.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PlanReport {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// What was planned: `cluster` (the live ConfigMap) or `file:line` of `-f`.
+    pub source: String,
+    /// The ConfigMap planned: `present`, `missing` (nothing is deleted) or `empty-held`
+    /// (emptied without the opt-in: nothing is deleted).
+    pub configmap: &'static str,
     /// True when a sync would change anything in Vault or Kubernetes.
     pub changes_pending: bool,
+    /// How many changes of each kind, and how many problems.
+    pub summary: Summary,
     pub vault: VaultPlan,
     pub kubernetes: KubernetesPlan,
     /// Rejected entries (errors): their Vault roles and ServiceAccounts are left as they are.
     pub invalid_entries: Vec<Finding>,
-    /// Entries applied with a warning.
+    /// Entries applied with a warning (their findings).
     pub warnings: Vec<Finding>,
     /// Objects of the tool's names that are someone else's: a sync leaves them alone.
     pub conflicts: Vec<Conflict>,
     /// What a sync would deliberately leave alone, and why.
     pub notes: Vec<String>,
+}
+
+/// Counts of a plan, by kind.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Vault roles to create, update or delete.
+    pub roles: Counts,
+    /// Managed ServiceAccounts to create, change (`update`: their recorded roles) or delete.
+    pub service_accounts: Counts,
+    /// The reviewer's objects (and the namespace reader) to create, update/replace or delete.
+    pub reviewer_objects: Counts,
+    /// Whether the auth method is enabled, and its config written.
+    pub enable_mount: bool,
+    pub write_config: bool,
+    pub invalid_entries: usize,
+    pub warnings: usize,
+    pub conflicts: usize,
+}
+
+/// Creates, updates and deletes of one kind of object.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+}
+
+impl Counts {
+    fn total(self) -> usize {
+        self.create + self.update + self.delete
+    }
 }
 
 /// The Vault side of a plan.
@@ -93,6 +141,8 @@ pub struct Target<'a> {
     pub path: String,
     /// Kubernetes namespace of the controller.
     pub namespace: &'a str,
+    /// `cluster`, or where `-f` found the ConfigMap.
+    pub source: String,
 }
 
 impl PlanReport {
@@ -140,8 +190,56 @@ impl PlanReport {
                 .map(|f| (*f).clone())
                 .collect()
         };
+        let configmap = match (&observation.roles, observation.empty_configmap_held) {
+            (Some(_), _) => "present",
+            (None, true) => "empty-held",
+            (None, false) => "missing",
+        };
+        let invalid_entries = pick(true);
+        let warnings = pick(false);
+        let mut summary = Summary {
+            enable_mount: plan.enable_mount,
+            write_config: plan.write_config.is_some(),
+            // Entries, not findings: one entry may have several.
+            invalid_entries: invalid_entries
+                .iter()
+                .map(|f| f.key.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            warnings: warnings.len(),
+            conflicts: reviewer.conflicts.len(),
+            ..Summary::default()
+        };
+        for role in &roles {
+            let c = &mut summary.roles;
+            *match role.action {
+                "create" => &mut c.create,
+                "update" => &mut c.update,
+                _ => &mut c.delete,
+            } += 1;
+        }
+        for action in &plan.service_accounts {
+            let c = &mut summary.service_accounts;
+            *match action {
+                ServiceAccountAction::Create { .. } => &mut c.create,
+                ServiceAccountAction::SetRoles { .. } => &mut c.update,
+                ServiceAccountAction::Delete { .. } => &mut c.delete,
+            } += 1;
+        }
+        for change in &reviewer.changes {
+            let c = &mut summary.reviewer_objects;
+            *match change.action {
+                KubeVerb::Create => &mut c.create,
+                KubeVerb::Update | KubeVerb::Replace => &mut c.update,
+                KubeVerb::Delete => &mut c.delete,
+            } += 1;
+        }
         PlanReport {
+            format_version: FORMAT_VERSION,
+            source: target.source,
+            configmap,
             changes_pending: !plan.is_empty() || !reviewer.changes.is_empty(),
+            summary,
             vault: VaultPlan {
                 address: target.address.to_string(),
                 namespace: target.vault_namespace.map(str::to_string),
@@ -156,8 +254,8 @@ impl PlanReport {
                 objects: reviewer.changes,
                 service_accounts: plan.service_accounts,
             },
-            invalid_entries: pick(true),
-            warnings: pick(false),
+            invalid_entries,
+            warnings,
             conflicts: reviewer.conflicts,
             notes: plan.notes,
         }
@@ -205,11 +303,18 @@ pub fn role_changes(actions: &[RoleAction]) -> Vec<RoleChange> {
 
 /// Observes the cluster and Vault as a sync would and plans, writing nothing (the AppRole login
 /// is the only request that is not a read).
-pub async fn observe(syncer: &Syncer) -> Result<PlanReport> {
+///
+/// With `proposed` (`plan -f`), the cluster's ConfigMap is replaced by the proposed one before
+/// anything is planned, so the proposal goes through exactly the sync's decisions.
+pub async fn observe(syncer: &Syncer, proposed: Option<&Proposed>) -> Result<PlanReport> {
     let settings = &syncer.ctx().settings;
     syncer.ctx().vault.login().await?;
     let mount = syncer.mount_state().await?;
-    let snapshot = ClusterSnapshot::fetch(&syncer.ctx().client, &settings.namespace).await?;
+    let mut snapshot = ClusterSnapshot::fetch(&syncer.ctx().client, &settings.namespace).await?;
+    if let Some(proposed) = proposed {
+        let live = std::mem::replace(&mut snapshot.configmap, ConfigMapState::Missing);
+        snapshot.configmap = proposed.apply_to(live, &settings.namespace);
+    }
     let (data, _) = snapshot.roles_to_plan(settings.allow_empty_configmap);
     let roles = data.map(|data| parse_roles(&data));
     let reviewer = plan_reviewer(&snapshot, &settings.namespace, roles.as_ref());
@@ -225,15 +330,29 @@ pub async fn observe(syncer: &Syncer) -> Result<PlanReport> {
         vault_namespace: settings.vault.namespace.as_deref(),
         path: format!("auth/{}", settings.mount.auth_path()),
         namespace: &settings.namespace,
+        source: proposed.map_or_else(|| "cluster".to_string(), |p| p.source.clone()),
     };
     Ok(PlanReport::new(target, &observation, plan, reviewer))
 }
 
-/// Runs `plan`: prints the report, returns 0 (no changes) or 2 (changes pending).
+/// Runs `plan`: prints the report, returns 0 (no changes), 2 (changes pending) or 1 (an entry
+/// is invalid: a merge would leave it unapplied). A `-f` file that cannot be planned is an
+/// error before anything is connected.
 pub async fn run(settings: Settings, args: &PlanArgs) -> Result<u8> {
+    let proposed = match args.files.as_slice() {
+        [] => None,
+        files => Some(
+            read_proposed(files, &settings.namespace).map_err(|message| {
+                crate::Error::InvalidSetting {
+                    setting: "--file".to_string(),
+                    message,
+                }
+            })?,
+        ),
+    };
     let ctx = Context::connect(settings).await?;
     let syncer = Syncer::new(ctx.clone());
-    let report = observe(&syncer).await;
+    let report = observe(&syncer, proposed.as_ref()).await;
     ctx.revoke_token().await;
     let report = report?;
     let text = match args.output {
@@ -241,11 +360,18 @@ pub async fn run(settings: Settings, args: &PlanArgs) -> Result<u8> {
         OutputFormat::Json => render_json(&report),
     };
     print!("{text}");
-    Ok(if report.changes_pending {
+    Ok(exit_status(&report))
+}
+
+/// 1 when an entry is invalid, else 2 when changes are pending, else 0.
+pub fn exit_status(report: &PlanReport) -> u8 {
+    if report.summary.invalid_entries > 0 {
+        status::FAILURE
+    } else if report.changes_pending {
         status::CHANGES_PENDING
     } else {
         status::SUCCESS
-    })
+    }
 }
 
 /// The JSON report (pretty, one document).
@@ -255,8 +381,17 @@ pub fn render_json(report: &PlanReport) -> String {
     text
 }
 
-fn json(value: &Value) -> String {
-    value.to_string()
+/// A role field's value as the user wrote it: durations in their units (`1h`, not 3600), and
+/// `(unset)` where the value is Vault's default for the field (0, an empty list, ...).
+pub fn show_value(field: &str, value: &Value) -> String {
+    let defaults = normalize_vault_role(&Map::new());
+    if defaults.get(field) == Some(value) {
+        return "(unset)".to_string();
+    }
+    match value.as_u64() {
+        Some(seconds) if is_duration_param(field) => format_duration(seconds),
+        _ => value.to_string(),
+    }
 }
 
 /// The Vault part of a plan: one line per action, field changes indented below their role.
@@ -290,9 +425,14 @@ pub fn render_vault_actions(
         lines.push(head);
         for c in &role.changes {
             lines.push(if arrow {
-                format!("    {}: {} -> {}", c.field, json(&c.from), json(&c.to))
+                format!(
+                    "    {}: {} -> {}",
+                    c.field,
+                    show_value(&c.field, &c.from),
+                    show_value(&c.field, &c.to)
+                )
             } else {
-                format!("    {}: {}", c.field, json(&c.to))
+                format!("    {}: {}", c.field, show_value(&c.field, &c.to))
             });
         }
     }
@@ -371,19 +511,30 @@ pub fn render_text(report: &PlanReport, style: Style) -> String {
         ),
     );
     let kube = &report.kubernetes;
-    let mut kube_lines: Vec<String> = kube
-        .objects
-        .iter()
-        .map(|c| render_object(c, style))
-        .collect();
-    kube_lines.extend(render_service_account_actions(
-        &kube.service_accounts,
-        style,
-    ));
     section(
-        format!("Kubernetes (namespace {}):", kube.namespace),
-        kube_lines,
+        format!(
+            "Kubernetes, the token reviewer (namespace {}, and cluster-wide):",
+            kube.namespace
+        ),
+        kube.objects
+            .iter()
+            .map(|c| render_object(c, style))
+            .collect(),
     );
+    // ServiceAccounts under their namespace, as `kubectl get -A` groups them.
+    let mut by_namespace: BTreeMap<&str, Vec<ServiceAccountAction>> = BTreeMap::new();
+    for action in &kube.service_accounts {
+        by_namespace
+            .entry(action.sa().namespace.as_str())
+            .or_default()
+            .push(action.clone());
+    }
+    for (namespace, actions) in by_namespace {
+        section(
+            format!("Kubernetes, namespace {namespace}:"),
+            render_service_account_actions(&actions, style),
+        );
+    }
     let show = |findings: &[Finding]| -> Vec<String> {
         findings.iter().map(ToString::to_string).collect()
     };
@@ -410,32 +561,84 @@ pub fn render_text(report: &PlanReport, style: Style) -> String {
     out
 }
 
-/// The last line: counts by kind of change.
+/// The summary: a line per kind of change, and what holds the plan back.
 fn summary(report: &PlanReport) -> String {
+    let s = &report.summary;
+    let configmap = match report.configmap {
+        "missing" => Some(format!(
+            "ConfigMap {}/{ROLES_CONFIGMAP} does not exist: a sync changes and deletes no role \
+             or ServiceAccount.",
+            report.kubernetes.namespace
+        )),
+        "empty-held" => Some(format!(
+            "ConfigMap {}/{ROLES_CONFIGMAP} has no entry and emptiness is not opted in: a sync \
+             deletes nothing.",
+            report.kubernetes.namespace
+        )),
+        _ => None,
+    };
+    let mut lines = Vec::new();
     if !report.changes_pending {
-        return "No changes: Vault and Kubernetes match the ConfigMap.".to_string();
-    }
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for role in &report.vault.roles {
-        *counts.entry(role.action).or_default() += 1;
-    }
-    let mut parts = Vec::new();
-    if report.vault.enable_mount {
-        parts.push("enable the auth method".to_string());
-    }
-    if report.vault.write_config.is_some() {
-        parts.push("write the config".to_string());
-    }
-    for action in ["create", "update", "delete"] {
-        if let Some(n) = counts.get(action) {
-            parts.push(format!("{action} {n} role(s)"));
+        lines.push(match &configmap {
+            Some(_) => "No changes.".to_string(),
+            None if s.invalid_entries > 0 => {
+                "No changes for the valid entries: Vault and Kubernetes match them.".to_string()
+            }
+            None => "No changes: Vault and Kubernetes match the ConfigMap.".to_string(),
+        });
+    } else {
+        lines.push("Plan:".to_string());
+        let mut vault = Vec::new();
+        if s.enable_mount {
+            vault.push("enable it".to_string());
+        }
+        if s.write_config {
+            vault.push("write its config".to_string());
+        }
+        if !vault.is_empty() {
+            lines.push(format!("  Vault auth method: {}", vault.join(", ")));
+        }
+        let kinds = [
+            ("Vault roles", s.roles, "update"),
+            ("ServiceAccounts", s.service_accounts, "change roles of"),
+            ("Token reviewer objects", s.reviewer_objects, "update"),
+        ];
+        for (kind, counts, update) in kinds {
+            if counts.total() > 0 {
+                lines.push(format!(
+                    "  {kind}: {} to create, {} to {update}, {} to delete",
+                    counts.create, counts.update, counts.delete
+                ));
+            }
         }
     }
-    let objects = report.kubernetes.objects.len() + report.kubernetes.service_accounts.len();
-    if objects > 0 {
-        parts.push(format!("change {objects} Kubernetes object(s)"));
+    lines.extend(configmap);
+    if s.invalid_entries > 0 {
+        let names: Vec<&str> = report
+            .invalid_entries
+            .iter()
+            .map(|f| f.key.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        lines.push(format!(
+            "Invalid: {} ({}), left unapplied: exit status 1.",
+            plural(names.len(), "entry", "entries"),
+            names.join(", ")
+        ));
     }
-    format!("Plan: {}.", parts.join(", "))
+    if s.conflicts > 0 {
+        lines.push(format!(
+            "Left alone: {} of this tool's names that {} someone else's.",
+            plural(s.conflicts, "object", "objects"),
+            if s.conflicts == 1 { "is" } else { "are" }
+        ));
+    }
+    lines.join("\n")
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 #[cfg(test)]

@@ -115,6 +115,7 @@ fn target() -> Target<'static> {
         vault_namespace: None,
         path: "auth/kubernetes/prod/eu1".into(),
         namespace: "vault-auth",
+        source: "cluster".into(),
     }
 }
 
@@ -190,8 +191,8 @@ fn json_is_complete_and_never_holds_the_jwt() {
     insta::assert_snapshot!(text);
 }
 
-#[test]
-fn nothing_to_do_says_so() {
+/// A report of a plan with nothing to do.
+fn nothing_to_do() -> PlanReport {
     let mut r = report(MountState::Kubernetes, false);
     r.vault.roles.clear();
     r.vault.write_config = None;
@@ -200,8 +201,30 @@ fn nothing_to_do_says_so() {
     r.warnings.clear();
     r.notes.clear();
     r.changes_pending = false;
+    r.summary = Summary::default();
+    r
+}
+
+#[test]
+fn nothing_to_do_says_so() {
+    let r = nothing_to_do();
     assert_eq!(
         render_text(&r, Style::default()),
         "No changes: Vault and Kubernetes match the ConfigMap.\n"
     );
+}
+
+#[test]
+fn a_missing_configmap_is_said_so_and_durations_are_in_the_users_units() {
+    let mut r = nothing_to_do();
+    r.configmap = "missing";
+    assert_eq!(
+        render_text(&r, Style::default()),
+        "No changes.\nConfigMap vault-auth/vault-auth-roles does not exist: a sync changes and \
+         deletes no role or ServiceAccount.\n"
+    );
+    assert_eq!(show_value("token_ttl", &json!(5400)), "1h30m");
+    assert_eq!(show_value("token_ttl", &json!(0)), "(unset)");
+    assert_eq!(show_value("token_policies", &json!([])), "(unset)");
+    assert_eq!(show_value("token_num_uses", &json!(3)), "3");
 }

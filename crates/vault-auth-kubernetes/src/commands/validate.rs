@@ -269,8 +269,17 @@ pub fn render_text(reports: &[FileReport]) -> String {
     out
 }
 
+/// How a file is named in reports (`<stdin>` for `-`).
+pub fn input_name(path: &Path) -> String {
+    if path.as_os_str() == "-" {
+        STDIN_NAME.to_string()
+    } else {
+        path.display().to_string()
+    }
+}
+
 /// Reads a file, or stdin for `-`.
-fn read_input(path: &Path) -> Result<String, String> {
+pub fn read_input(path: &Path) -> Result<String, String> {
     if path.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin()
@@ -292,11 +301,7 @@ pub fn run(args: &ValidateArgs) -> u8 {
         .files
         .iter()
         .map(|path| FileReport {
-            file: if path.as_os_str() == "-" {
-                STDIN_NAME.to_string()
-            } else {
-                path.display().to_string()
-            },
+            file: input_name(path),
             outcome: match read_input(path) {
                 Ok(text) => check_text(&text, &guard),
                 Err(error) => FileOutcome::Unreadable { error },

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::commands_support::{
     cluster_state, state_diff, vak, vak_on_terminal, vault_state, writes_besides_reports,
 };
-use crate::support::{AUTH_PATH, Env, NAMESPACE};
+use crate::support::{AUTH_PATH, Env, NAMESPACE, TIMEOUT, wait_for};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
 use kube::api::{Api, ObjectMeta, PostParams};
@@ -276,4 +276,53 @@ async fn cleanup_asks_on_a_terminal_and_plan_has_colour_there() {
             .await
             .is_none()
     );
+}
+
+/// `cleanup --output json` lists what would go (and, without --dry-run, what became of each
+/// item); with a controller running it warns, on stderr and in the JSON, that the controller
+/// would re-create what cleanup removes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_reports_json_and_warns_of_a_running_controller() {
+    let env = Env::start().await;
+    env.put_roles(&roles()).await;
+    let sync = vak(&env, &["sync", "--once"]).await;
+    assert_eq!(sync.status, 0, "{sync:?}");
+
+    let dry = vak(&env, &["cleanup", "--dry-run", "--output", "json"]).await;
+    assert_eq!(dry.status, 0, "{dry:?}");
+    let report = dry.json();
+    assert_eq!(report["format_version"], 1);
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["running_controller"], Value::Null, "{report}");
+    assert!(!dry.stderr.contains("warning"), "{dry:?}");
+    let roles_listed = report["vault"]["roles"].as_array().unwrap().len();
+    assert_eq!(roles_listed, env.vault_role_names().await.len());
+    assert!(
+        report["kubernetes"]["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["kind"] == "ServiceAccount" && o["mark"] == "vak-managed: \"true\""),
+        "{report}"
+    );
+    assert_eq!(report["results"], serde_json::json!([]));
+
+    let controller = env.controller(&[]);
+    wait_for("the controller's heartbeat", TIMEOUT, || async {
+        let run = vak(&env, &["cleanup", "--dry-run", "--output", "json"]).await;
+        (!run.json()["running_controller"].is_null()).then_some(run)
+    })
+    .await;
+    let run = vak(&env, &["cleanup", "--yes", "--output", "json"]).await;
+    assert!(
+        run.stderr.contains("warning: a controller is running"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("scale deployment"), "{run:?}");
+    let report = run.json();
+    // The running controller may re-create an object between the listing and its deletion
+    // (the uid precondition then skips it): what the warning is about.
+    assert_eq!(report["failed"], 0, "{report}");
+    assert!(report["removed"].as_u64().unwrap() >= 1, "{report}");
+    controller.stop().await.unwrap();
 }

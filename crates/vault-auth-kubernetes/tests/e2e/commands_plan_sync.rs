@@ -110,7 +110,8 @@ async fn plan_shows_exactly_what_sync_once_does() {
     let started = Instant::now();
     let plan = vak(&env, &["plan", "--output", "json"]).await;
     println!("plan on a fresh cluster: {:?}", started.elapsed());
-    assert_eq!(plan.status, 2, "{plan:?}");
+    // 1, not 2: the entry `broken` is invalid (the changes are listed all the same).
+    assert_eq!(plan.status, 1, "{plan:?}");
     let plan = plan.json();
     assert_eq!(plan["changes_pending"], true);
     assert_eq!(plan["vault"]["enable_mount"], true);
@@ -173,8 +174,18 @@ async fn plan_shows_exactly_what_sync_once_does() {
         .expect("login");
 
     let again = vak(&env, &["plan"]).await;
-    assert_eq!(again.status, 0, "{again:?}");
-    assert!(again.stdout.contains("No changes"), "{}", again.stdout);
+    // Nothing to change, but `broken` is still invalid: exit 1, and the summary says so.
+    assert_eq!(again.status, 1, "{again:?}");
+    assert!(
+        again.stdout.contains("No changes for the valid entries"),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again.stdout.contains("Invalid: 1 entry (broken)"),
+        "{}",
+        again.stdout
+    );
 
     // An edit: `test` removed, `default` loses kube-system, `apps` gets another TTL.
     let mut edited = roles();
@@ -183,7 +194,10 @@ async fn plan_shows_exactly_what_sync_once_does() {
     edited[1].1["token_ttl"] = json!("2h");
     env.put_roles(&edited).await;
     let plan = vak(&env, &["plan", "-o", "json"]).await;
-    assert_eq!(plan.status, 2, "{plan:?}");
+    assert_eq!(
+        plan.status, 1,
+        "changes, and `broken` still invalid: {plan:?}"
+    );
     let plan = plan.json();
     let expected: BTreeMap<String, String> = [
         ("apps", "update"),
@@ -219,7 +233,7 @@ async fn plan_shows_exactly_what_sync_once_does() {
     assert_eq!(added, Vec::<String>::new());
     assert_eq!(removed.into_iter().collect::<BTreeSet<_>>(), deletes);
     let again = vak(&env, &["plan", "-o", "json"]).await;
-    assert_eq!(again.status, 0, "{again:?}");
+    assert_eq!(again.status, 1, "`broken` is still invalid: {again:?}");
     assert_eq!(again.json()["changes_pending"], false);
 }
 
@@ -251,8 +265,9 @@ async fn plan_writes_nothing() {
 
     let text = vak(&env, &["plan"]).await;
     let json = vak(&env, &["plan", "-o", "json"]).await;
-    assert_eq!(text.status, 2, "{text:?}");
-    assert_eq!(json.status, 2, "{json:?}");
+    // The entry `broken` is invalid: exit 1.
+    assert_eq!(text.status, 1, "{text:?}");
+    assert_eq!(json.status, 1, "{json:?}");
     let counters = env.kube.counters();
     println!("requests of two plans: {:?}", counters.entries());
     assert_eq!(counters.writes(), 0, "{:?}", counters.entries());
@@ -422,4 +437,103 @@ async fn plan_and_sync_agree_on_a_foreign_reviewer_binding() {
         message.contains("ClusterRoleBinding vault-auth-token-reviewer"),
         "{message}"
     );
+}
+
+/// `plan -f FILE|-` plans a proposed ConfigMap (a pull request's file, `helm template` on
+/// stdin) against the live Vault and cluster, writing nothing: exit 0 when it matches, 2 with
+/// the changes when it differs (durations in the user's units, the new role's ServiceAccount
+/// under its namespace), 1 when an entry is invalid.
+#[tokio::test]
+async fn plan_f_plans_a_proposed_configmap_from_a_file_or_stdin() {
+    use crate::commands_support::{roles_manifest, vak_stdin};
+    let env = Env::start().await;
+    env.put_roles(&crate::support::readme_roles()).await;
+    let sync = vak(&env, &["sync", "--once"]).await;
+    assert_eq!(sync.status, 0, "{sync:?}");
+    let vault_before = vault_state(&env).await;
+    let cluster_before = cluster_state(&env).await;
+    let file = |name: &str, entries: &[(&str, Value)]| {
+        let path = env.dir.path().join(name);
+        std::fs::write(&path, roles_manifest(entries)).unwrap();
+        path.display().to_string()
+    };
+
+    let same = file("same.yaml", &crate::support::readme_roles());
+    let run = vak(&env, &["plan", "-f", &same]).await;
+    assert_eq!(run.status, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("No changes: Vault and Kubernetes match"),
+        "{run:?}"
+    );
+
+    env.create_namespace("team-a", &[]).await;
+    let mut edited = crate::support::readme_roles();
+    edited[1].1["token_ttl"] = json!("1h");
+    edited.push((
+        "web",
+        json!({
+            "bound_service_account_names": ["web"],
+            "bound_service_account_namespaces": ["team-a"],
+            "token_policies": ["test"]
+        }),
+    ));
+    let edited_path = file("edited.yaml", &edited);
+    let run = vak(&env, &["plan", "-f", &edited_path]).await;
+    assert_eq!(run.status, 2, "{run:?}");
+    for expected in [
+        "+ create role web",
+        "~ update role test",
+        "token_ttl: (unset) -> 1h",
+        "Kubernetes, namespace team-a:",
+        "+ create ServiceAccount team-a/web (roles: web)",
+        "Vault roles: 1 to create, 1 to update, 0 to delete",
+        "ServiceAccounts: 1 to create",
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "{expected:?} missing:\n{}",
+            run.stdout
+        );
+    }
+    let from_stdin = vak_stdin(
+        &env,
+        &["plan", "-f", "-", "--output", "json"],
+        &roles_manifest(&edited),
+    )
+    .await;
+    assert_eq!(from_stdin.status, 2, "{from_stdin:?}");
+    let plan = from_stdin.json();
+    assert_eq!(plan["format_version"], 1);
+    assert_eq!(plan["source"], "<stdin>:2");
+    assert_eq!(
+        plan["summary"]["roles"],
+        json!({"create": 1, "update": 1, "delete": 0})
+    );
+    assert_eq!(plan["summary"]["service_accounts"]["create"], 1);
+
+    let mut broken = edited.clone();
+    broken.push(("broken", json!("{\"bound_service_account_names\": [")));
+    let broken_path = file("broken.yaml", &broken);
+    let run = vak(&env, &["plan", "-f", &broken_path]).await;
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(run.stdout.contains("Invalid: 1 entry (broken)"), "{run:?}");
+
+    let run = vak(
+        &env,
+        &[
+            "plan",
+            "-f",
+            &env.dir.path().join("nope.yaml").display().to_string(),
+        ],
+    )
+    .await;
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(run.stderr.contains("nope.yaml: cannot read"), "{run:?}");
+
+    // Planning wrote nothing: the cluster's ConfigMap and Vault are as they were.
+    assert_eq!(vault_state(&env).await, vault_before);
+    let cluster_after = cluster_state(&env).await;
+    let configmap = "ConfigMap vault-auth/vault-auth-roles";
+    assert_eq!(cluster_after.get(configmap), cluster_before.get(configmap));
 }

@@ -35,6 +35,44 @@ pub async fn vak(env: &Env, args: &[&str]) -> Run {
     vak_with(env, args, &[]).await
 }
 
+/// [`vak`] with `input` on its stdin.
+pub async fn vak_stdin(env: &Env, args: &[&str], input: &str) -> Run {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_vault-auth-kubernetes"))
+        .args(args)
+        .env_clear()
+        .envs(env.controller_env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vault-auth-kubernetes");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A manifest of ConfigMap `vault-auth-roles` holding `entries`, as a pull request would.
+pub fn roles_manifest(entries: &[(&str, Value)]) -> String {
+    let mut text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: vault-auth-roles\n  \
+                    namespace: vault-auth\ndata:\n"
+        .to_string();
+    for (key, body) in entries {
+        let json = match body {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        text += &format!("  {key}: '{}'\n", json.replace('\'', "''"));
+    }
+    text
+}
+
 /// [`vak`] with more environment variables, or other values for its own.
 pub async fn vak_with(env: &Env, args: &[&str], extra_env: &[(&str, &str)]) -> Run {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vault-auth-kubernetes"))
