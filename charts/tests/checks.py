@@ -6,11 +6,17 @@ import json
 from typing import Any
 
 
-class Failures:
-    """Every failed check of the run, as `where: what` messages."""
+class FirstFailure(Exception):
+    """Raised by a fail-fast Failures at the first failed check."""
 
-    def __init__(self) -> None:
+
+class Failures:
+    """Every failed check of the run, as `where: what` messages; with `fail_fast` (the mutation
+    pass, which only needs to know that some check fails) it stops at the first one."""
+
+    def __init__(self, fail_fast: bool = False) -> None:
         self.messages: list[str] = []
+        self.fail_fast = fail_fast
 
     @property
     def count(self) -> int:
@@ -18,6 +24,8 @@ class Failures:
 
     def fail(self, where: str, what: str) -> None:
         self.messages.append(f"{where}: {what}")
+        if self.fail_fast:
+            raise FirstFailure(self.messages[-1])
 
     def check(self, condition: bool, where: str, what: str) -> bool:
         if not condition:

@@ -30,6 +30,25 @@ HARDENED_POD = {
     "seccompProfile": {"type": "RuntimeDefault"},
 }
 DEFAULT_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+DEFAULT_IMAGE = "ghcr.io/vault-auth-kubernetes/vault-auth-kubernetes:0.1.0"
+
+#: The probes the chart ships: liveness on /livez, readiness on /readyz, on the named admin port;
+#: no startup probe unless asked for.
+DEFAULT_PROBES: dict[str, dict[str, Any] | None] = {
+    "livenessProbe": {
+        "httpGet": {"path": "/livez", "port": "admin"},
+        "periodSeconds": 10,
+        "timeoutSeconds": 3,
+        "failureThreshold": 3,
+    },
+    "readinessProbe": {
+        "httpGet": {"path": "/readyz", "port": "admin"},
+        "periodSeconds": 5,
+        "timeoutSeconds": 3,
+        "failureThreshold": 2,
+    },
+    "startupProbe": None,
+}
 
 
 def secret_ref(secret: str, key: str) -> dict[str, Any]:
@@ -110,14 +129,20 @@ def check_hardening(deployment: Obj, scope: Scope, *, sa: str) -> None:
         scope.equal(mount.get("readOnly"), True, f"volumeMount {mount.get('name')} readOnly")
 
 
-def check_probes(deployment: Obj, scope: Scope, *, port: int) -> None:
-    """Liveness on /livez and readiness on /readyz, both on the named admin port."""
+def check_probes(
+    deployment: Obj, scope: Scope, *, port: int, probes: dict[str, dict[str, Any] | None]
+) -> None:
+    """The probes as expected (by default liveness on /livez and readiness on /readyz, on the
+    named admin port) and the admin port itself."""
     c = container(deployment)
     scope.equal(
         c.get("ports"), [{"name": "admin", "containerPort": port, "protocol": "TCP"}], "ports"
     )
-    for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz")):
-        scope.equal((c.get(probe) or {}).get("httpGet"), {"path": path, "port": "admin"}, probe)
+    for probe, expected in {**DEFAULT_PROBES, **probes}.items():
+        if expected is None:
+            scope.check(probe not in c, f"unexpected {probe}: {c.get(probe)}")
+        else:
+            scope.equal(c.get(probe), expected, probe)
 
 
 def approle_volume(secret: str) -> dict[str, Any]:
@@ -172,8 +197,10 @@ def check_deployment(
     replicas: int = 1,
     leader: bool = False,
     port: int = 8080,
-    image: str = "ghcr.io/vault-auth-kubernetes/vault-auth-kubernetes:0.1.0",
+    image: str = DEFAULT_IMAGE,
     resources: dict[str, Any] | None = None,
+    probes: dict[str, dict[str, Any] | None] | None = None,
+    args: list[str] | None = None,
 ) -> None:
     """Everything every scenario expects of the Deployment, with the scenario's specifics."""
     deployment = manifest.deployment()
@@ -190,7 +217,8 @@ def check_deployment(
         f"pod labels {pod_labels} do not match the selector {selector}",
     )
     scope.equal(c.get("image"), image, "image")
+    scope.equal(c.get("args"), args, "args")
     scope.equal(c.get("resources"), resources or DEFAULT_RESOURCES, "resources")
     scope.equal(env_of(c, scope), env, "env")
     check_hardening(deployment, scope, sa=sa)
-    check_probes(deployment, scope, port=port)
+    check_probes(deployment, scope, port=port, probes=probes or {})

@@ -2,8 +2,10 @@
 """Tests of the Helm chart charts/vault-auth-kubernetes with the real Helm engine (helm-python-sdk).
 
 Lints the chart, renders it for the default values and several non-default value sets, checks the
-rendered objects (security context, probes, env vars, RBAC rules, the roles ConfigMap's JSON),
-checks that bad values fail with a clear message and that the chart README documents every value.
+rendered objects (security context, probes, env vars, RBAC rules, the roles ConfigMap's JSON, the
+PrometheusRule's alerts), that every render is reproducible and hook-free (as GitOps tools need),
+that bad values fail with a clear message, that the chart README documents every value and that
+the Grafana dashboard is valid and uses only metrics and labels the controller exports.
 Then breaks copies of the chart on purpose (mutations.py) to show that the checks catch it.
 
 Each rendered scenario is written to OUT/<scenario>/ as one YAML file per object, prefixed in Helm's
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import time
@@ -36,8 +39,9 @@ except ImportError:  # pragma: no cover - depends on the environment
 # Importing the sibling modules must not leave __pycache__ in the source tree.
 sys.dont_write_bytecode = True
 
+import dashboard  # noqa: E402
 import mutations  # noqa: E402
-from checks import Failures  # noqa: E402
+from checks import Failures, FirstFailure  # noqa: E402
 from manifests import Manifest, render  # noqa: E402
 from scenarios import ERROR_CASES, SCENARIOS, Scenario  # noqa: E402
 
@@ -97,17 +101,27 @@ def write_scenario(out: Path, scenario: Scenario, manifest: Manifest) -> dict:
 
 
 def run_scenarios(chart_dir: Path, out: Path, failures: Failures, report: Report) -> None:
+    # Failing fast, lint (the slow part) comes last: most broken charts fail a render check first.
+    lint_first = not failures.fail_fast
     index = {}
     with helm.Chart.load(str(chart_dir)) as chart:
         for scenario in SCENARIOS:
             started = time.monotonic()
             before = failures.count
-            lint(chart_dir, scenario.values, scenario.name, failures)
+            if lint_first:
+                lint(chart_dir, scenario.values, scenario.name, failures)
             try:
                 manifest = render(chart, scenario.values, scenario.release, scenario.namespace)
+                again = render(chart, scenario.values, scenario.release, scenario.namespace)
             except helm.HelmError as err:
                 failures.fail(scenario.name, f"render failed: {err}")
                 continue
+            # Argo CD and Flux render on every sync: output that changes by itself is drift.
+            failures.check(
+                [o.source for o in manifest.objects] == [o.source for o in again.objects],
+                scenario.name,
+                "two renders of the same values differ (random or time-dependent output)",
+            )
             scenario.check(manifest, failures.scoped(scenario.name))
             index[scenario.name] = write_scenario(out, scenario, manifest)
             report(
@@ -123,6 +137,9 @@ def run_scenarios(chart_dir: Path, out: Path, failures: Failures, report: Report
                 failures.count == before,
                 f"rejects {case.name:16} {time.monotonic() - started:5.2f}s",
             )
+    if not lint_first:
+        for scenario in SCENARIOS:
+            lint(chart_dir, scenario.values, scenario.name, failures)
     (out / "scenarios.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
@@ -142,6 +159,36 @@ def check_readme(chart_dir: Path, failures: Failures, report: Report) -> None:
     for key in sorted(documented - defined):
         failures.fail("README values table", f"documents {key}, which values.yaml does not define")
     report(failures.count == before, f"README values table ({len(defined)} values)")
+
+
+def check_dashboard(chart_dir: Path, failures: Failures, report: Report) -> None:
+    """The Grafana dashboard JSON: structure, variables, and every expression's metrics/labels."""
+    before = failures.count
+    expressions = dashboard.check(chart_dir, failures.scoped("Grafana dashboard"))
+    report(failures.count == before, f"Grafana dashboard ({expressions} queries)")
+
+
+#: Template functions whose output depends on the cluster or the moment: a GitOps tool renders
+#: offline (Argo CD: `lookup` finds nothing) and on every sync (random output is drift).
+CLUSTER_OR_TIME = re.compile(
+    r"\b(lookup|now|randAlpha|randAlphaNum|randNumeric|randAscii|uuidv4|genCA|genPrivateKey"
+    r"|genSelfSignedCert|genSignedCert)\b"
+)
+
+
+def check_gitops(chart_dir: Path, failures: Failures, report: Report) -> None:
+    """No template calls a function a GitOps render cannot reproduce (hooks and drift are checked
+    on every rendered scenario)."""
+    before = failures.count
+    templates = sorted((chart_dir / "templates").glob("*"))
+    for template in templates:
+        for number, line in enumerate(template.read_text().splitlines(), start=1):
+            for match in CLUSTER_OR_TIME.finditer(line):
+                failures.fail(
+                    f"GitOps: templates/{template.name}:{number}",
+                    f"calls {match.group(1)}, which a GitOps render cannot reproduce",
+                )
+    report(failures.count == before, f"GitOps: no lookup/random/time in {len(templates)} templates")
 
 
 def leaf_keys(values: dict, prefix: str = "") -> list[str]:
@@ -171,15 +218,25 @@ def quiet_report(ok: bool, line: str) -> None:
     del ok, line
 
 
-def run_all(chart_dir: Path, out: Path, report: Report = print_report) -> Failures:
-    """Every check of the chart at `chart_dir`; rendered scenarios go to `out`."""
-    failures = Failures()
+def run_all(
+    chart_dir: Path, out: Path, report: Report = print_report, fail_fast: bool = False
+) -> Failures:
+    """Every check of the chart at `chart_dir` (up to the first failure with `fail_fast`);
+    rendered scenarios go to `out`."""
+    failures = Failures(fail_fast)
     out.mkdir(parents=True, exist_ok=True)
     try:
         check_readme(chart_dir, failures, report)
+        check_dashboard(chart_dir, failures, report)
+        check_gitops(chart_dir, failures, report)
         run_scenarios(chart_dir, out, failures, report)
     except helm.HelmChartLoadError as err:
-        failures.fail("chart", f"Helm cannot load it: {err}")
+        try:
+            failures.fail("chart", f"Helm cannot load it: {err}")
+        except FirstFailure:
+            pass
+    except FirstFailure:
+        pass
     return failures
 
 
@@ -209,7 +266,9 @@ def main() -> int:
 
     # The checks must be able to fail: each mutation breaks the chart in one way they guard.
     started = time.monotonic()
-    missed = mutations.run(CHART, lambda chart_dir, out: run_all(chart_dir, out, quiet_report))
+    missed = mutations.run(
+        CHART, lambda chart_dir, out: run_all(chart_dir, out, quiet_report, fail_fast=True)
+    )
     if missed:
         print("\nchart checks missed these broken charts:", file=sys.stderr)
         for name in missed:
