@@ -47,9 +47,9 @@ MUTATIONS = [
     (
         "Role grants tokenreviews",
         "templates/role.yaml",
-        '  - apiGroups: ["events.k8s.io"]',
+        '  - apiGroups: [""]\n    resources: ["events"]',
         '  - apiGroups: ["authentication.k8s.io"]\n    resources: ["tokenreviews"]\n'
-        '    verbs: ["create"]\n  - apiGroups: ["events.k8s.io"]',
+        '    verbs: ["create"]\n  - apiGroups: [""]\n    resources: ["events"]',
     ),
     (
         "Lease rules missing",

@@ -38,7 +38,7 @@ NAMESPACED = (
     atoms("", "configmaps", ["list", "watch", "patch"], ["vault-auth-roles"])
     | atoms("", "secrets", ["create"])
     | atoms("", "secrets", ["list", "watch", "get", "patch", "delete"], ["token-reviewer-token"])
-    | atoms("events.k8s.io", "events", ["create"])
+    | atoms("", "events", ["create"])
 )
 
 #: Leader election (kube-lease-manager 0.13: get, create and patch of the Lease; never update).

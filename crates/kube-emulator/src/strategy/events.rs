@@ -75,6 +75,30 @@ pub fn create_errors(via: &Kind, event: &Value) -> Vec<FieldError> {
         if !set("/eventTime") {
             errors.push(FieldError::required("eventTime", ""));
         }
+        // The core/v1 compatibility fields are for Events written through core/v1 only (what
+        // Kubernetes' ValidateEventCreate says of events.k8s.io/v1 and newer).
+        for (path, field) in [
+            ("/firstTimestamp", "deprecatedFirstTimestamp"),
+            ("/lastTimestamp", "deprecatedLastTimestamp"),
+        ] {
+            if set(path) {
+                errors.push(FieldError::invalid(field, "", "needs to be unset"));
+            }
+        }
+        if event.pointer("/count").and_then(Value::as_i64).unwrap_or(0) != 0 {
+            errors.push(FieldError::invalid(
+                "deprecatedCount",
+                "",
+                "needs to be unset",
+            ));
+        }
+        if !text("/source/component").is_empty() || !text("/source/host").is_empty() {
+            errors.push(FieldError::invalid(
+                "deprecatedSource",
+                "",
+                "needs to be unset",
+            ));
+        }
         let kind = text("/type");
         if kind != "Normal" && kind != "Warning" {
             errors.push(FieldError::invalid(
@@ -173,5 +197,34 @@ mod tests {
         assert_eq!(from_storage(v1, &stored), served);
         let core = kinds::find("", "v1", "events").unwrap();
         assert_eq!(from_storage(core, &stored)["reportingInstance"], "");
+    }
+
+    #[test]
+    fn only_core_v1_takes_the_compatibility_fields() {
+        let event = json!({
+            "metadata": {"name": "e", "namespace": "ns"},
+            "involvedObject": {"kind": "Pod", "namespace": "ns"},
+            "eventTime": "2026-01-01T00:00:00.000000Z",
+            "reportingComponent": "c", "reportingInstance": "i", "action": "A", "reason": "R",
+            "type": "Normal",
+            "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z",
+            "count": 1, "source": {"component": "c"}
+        });
+        let core = kinds::find("", "v1", "events").unwrap();
+        assert_eq!(create_errors(core, &event), vec![]);
+        let v1 = kinds::find("events.k8s.io", "v1", "events").unwrap();
+        let fields: Vec<String> = create_errors(v1, &event)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "deprecatedFirstTimestamp",
+                "deprecatedLastTimestamp",
+                "deprecatedCount",
+                "deprecatedSource"
+            ]
+        );
     }
 }

@@ -9,8 +9,8 @@
 
 use std::collections::BTreeSet;
 
+use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::api::core::v1::{EventSource, ObjectReference};
-use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
@@ -109,6 +109,11 @@ impl EventPublisher {
         written
     }
 
+    /// A core/v1 Event, as client-go's recorder writes them: the API that takes
+    /// firstTimestamp, lastTimestamp, count and source (events.k8s.io/v1 refuses them on
+    /// create), which `kubectl get events --sort-by=.lastTimestamp` and `kubectl describe`
+    /// show; eventTime and the reporting fields too, for `kubectl events` and the
+    /// events.k8s.io view of the same object.
     fn build(&self, regarding: &ObjectReference, notice: &Notice) -> Event {
         let now = Timestamp::now();
         let base = regarding.name.as_deref().unwrap_or(REPORTING_CONTROLLER);
@@ -118,7 +123,15 @@ impl EventPublisher {
                 namespace: regarding.namespace.clone(),
                 ..Default::default()
             },
+            involved_object: regarding.clone(),
             event_time: Some(MicroTime(now)),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            count: Some(1),
+            source: Some(EventSource {
+                component: Some(REPORTING_CONTROLLER.to_string()),
+                host: Some(self.instance.clone()),
+            }),
             type_: Some(
                 match notice.kind {
                     EventKind::Normal => "Normal",
@@ -128,20 +141,9 @@ impl EventPublisher {
             ),
             reason: Some(notice.reason.clone()),
             action: Some(notice.action.clone()),
-            note: Some(truncate(&notice.message, 1024)),
-            regarding: Some(regarding.clone()),
-            reporting_controller: Some(REPORTING_CONTROLLER.to_string()),
+            message: Some(truncate(&notice.message, 1024)),
+            reporting_component: Some(REPORTING_CONTROLLER.to_string()),
             reporting_instance: Some(self.instance.clone()),
-            // The core/v1 view of an events.k8s.io Event maps these to firstTimestamp,
-            // lastTimestamp, count and source: what `kubectl get events --sort-by
-            // .lastTimestamp` and `kubectl describe` show (they are empty otherwise).
-            deprecated_first_timestamp: Some(Time(now)),
-            deprecated_last_timestamp: Some(Time(now)),
-            deprecated_count: Some(1),
-            deprecated_source: Some(EventSource {
-                component: Some(REPORTING_CONTROLLER.to_string()),
-                host: Some(self.instance.clone()),
-            }),
             ..Default::default()
         }
     }

@@ -644,3 +644,40 @@ async fn a_steady_state_logs_nothing_at_info() {
     assert_eq!(fields["vault_secret_id"], "******", "{startup}");
     assert_eq!(fields["log_format"], "json", "{startup}");
 }
+
+/// The controller's Events, read as kubectl reads them (core/v1), carry lastTimestamp,
+/// firstTimestamp, count and source: `kubectl get events --sort-by=.lastTimestamp` and
+/// `kubectl describe` show them (an events.k8s.io Event without its deprecated* fields shows
+/// as `<unknown>` and sorts nowhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_have_the_fields_kubectl_sorts_and_describes_by() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    let env = Env::start().await;
+    env.put_roles(&roles("p1")).await;
+    let p = Process::spawn(&env, "solo", &[]);
+    wait_for("ready", TIMEOUT, || async { p.ready().await.then_some(()) }).await;
+    let events = wait_for("Events on the ConfigMap", TIMEOUT, || async {
+        let list = Api::<CoreEvent>::namespaced(env.client(), NAMESPACE)
+            .list(&Default::default())
+            .await
+            .unwrap();
+        let ours: Vec<CoreEvent> = list
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some("vault-auth-roles"))
+            .collect();
+        (!ours.is_empty()).then_some(ours)
+    })
+    .await
+    .0;
+    for event in &events {
+        assert!(event.last_timestamp.is_some(), "{event:?}");
+        assert!(event.first_timestamp.is_some(), "{event:?}");
+        assert_eq!(event.count, Some(1), "{event:?}");
+        assert_eq!(
+            event.source.as_ref().and_then(|s| s.component.as_deref()),
+            Some("vault-auth-kubernetes"),
+            "{event:?}"
+        );
+    }
+}
