@@ -30,11 +30,16 @@ pub(crate) fn parse_entry(key: &str, text: &str) -> Entry {
     };
     let spec = p.run(text);
     let spec = spec.filter(|_| !p.findings.iter().any(Finding::is_error));
-    Entry {
-        spec,
-        findings: p.findings,
+    let mut findings = p.findings;
+    // "Applied as role x" is news only when the entry is applied: a rejected entry is not.
+    if spec.is_none() {
+        findings.retain(|f| f.is_error() || !f.message.starts_with(LOWERCASED));
     }
+    Entry { spec, findings }
 }
+
+/// The start of the warning for a key with capitals.
+const LOWERCASED: &str = "Vault stores role names lowercased: applied as role";
 
 struct Parser<'a> {
     key: &'a str,
@@ -58,10 +63,7 @@ impl Parser<'_> {
         if let Some(problem) = role_name_problem(self.key) {
             self.error(None, problem);
         } else if self.name != self.key {
-            let message = format!(
-                "Vault stores role names lowercased: applied as role {:?}",
-                self.name
-            );
+            let message = format!("{LOWERCASED} {:?}", self.name);
             self.warning(None, message);
         }
         let obj = match parse_object(text) {

@@ -368,3 +368,16 @@ fn limits_of_the_servers_are_known_offline() {
     let text = messages(&set, Severity::Error).join("\n");
     assert!(text.contains("at most 253"), "{text}");
 }
+
+#[test]
+fn a_capitalised_key_is_applied_lowercased_only_when_valid() {
+    let valid = one("Web", &with(""));
+    assert_eq!(
+        messages(&valid, Severity::Warning),
+        ["key \"Web\": Vault stores role names lowercased: applied as role \"web\""]
+    );
+    // Rejected: nothing is applied, so nothing says "applied as".
+    let rejected = one("Web", "{");
+    assert!(rejected.rejected.contains("web"));
+    assert_eq!(messages(&rejected, Severity::Warning), Vec::<String>::new());
+}
