@@ -231,7 +231,9 @@ async fn run(namespaces: usize, roles: usize) {
     let _ = child.wait();
     // BENCH_LOG=<filter> keeps the controller's log for a closer look.
     if std::env::var_os("BENCH_LOG").is_some() {
-        let kept = testkit::workspace_root().join("target/scale-controller.log");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| testkit::workspace_root().join("target"), Into::into);
+        let kept = target.join("scale-controller.log");
         std::fs::copy(&log, &kept).unwrap();
         println!("controller log: {}", kept.display());
     }

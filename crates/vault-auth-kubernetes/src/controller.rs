@@ -9,8 +9,8 @@
 
 use std::collections::HashSet;
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::backoff::{PASS_RETRY, WATCH_RETRY, WatchBackoff};
+use crate::desired::NamespaceInfo;
 use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::k8s::snapshot::{ClusterSnapshot, ConfigMapState, ServiceAccountMeta, namespace_info};
@@ -34,9 +35,6 @@ use crate::names::{
     REVIEWER_TOKEN_SECRET, ROLES_CONFIGMAP,
 };
 use crate::sync::{PassReport, Syncer, Trigger, VaultRead};
-
-/// Quiet time after a wake-up before a pass starts, so a burst of events costs one pass.
-pub const DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// The watch caches.
 #[derive(Clone)]
@@ -48,6 +46,49 @@ pub struct Stores {
     /// One store per binding name the tool uses (a field selector names one object).
     cluster_role_bindings: [Store<ClusterRoleBinding>; 2],
     cluster_roles: Store<ClusterRole>,
+    /// The namespaces and ServiceAccounts as the last snapshot took them, reused while their
+    /// watch reports no change: with thousands of each, copying them is most of what a pass
+    /// woken by a ConfigMap edit would otherwise cost.
+    namespace_view: Arc<Derived<NamespaceInfo>>,
+    service_account_view: Arc<Derived<ServiceAccountMeta>>,
+}
+
+/// A list derived from a store, rebuilt when the store's generation moved.
+struct Derived<T> {
+    /// Bumped by the watch task after every change it applied to the store.
+    generation: AtomicU64,
+    built: std::sync::Mutex<Option<(u64, Arc<Vec<T>>)>>,
+}
+
+impl<T> Default for Derived<T> {
+    fn default() -> Self {
+        Derived {
+            generation: AtomicU64::new(0),
+            built: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl<T> Derived<T> {
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The list for the store's current content. The generation is read before the store, so a
+    /// change racing with the build is built again next time, never missed: the watch task
+    /// bumps the generation before it wakes the loop.
+    fn get(&self, build: impl FnOnce() -> Vec<T>) -> Arc<Vec<T>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        match &*built {
+            Some((g, list)) if *g == generation => list.clone(),
+            _ => {
+                let list = Arc::new(build());
+                *built = Some((generation, list.clone()));
+                list
+            }
+        }
+    }
 }
 
 impl Stores {
@@ -63,18 +104,20 @@ impl Stores {
             });
         ClusterSnapshot {
             configmap,
-            namespaces: self
-                .namespaces
-                .state()
-                .iter()
-                .filter_map(|ns| namespace_info(ns))
-                .collect(),
-            service_accounts: self
-                .service_accounts
-                .state()
-                .iter()
-                .filter_map(|sa| ServiceAccountMeta::from_meta(&sa.metadata))
-                .collect(),
+            namespaces: self.namespace_view.get(|| {
+                self.namespaces
+                    .state()
+                    .iter()
+                    .filter_map(|ns| namespace_info(ns))
+                    .collect()
+            }),
+            service_accounts: self.service_account_view.get(|| {
+                self.service_accounts
+                    .state()
+                    .iter()
+                    .filter_map(|sa| ServiceAccountMeta::from_meta(&sa.metadata))
+                    .collect()
+            }),
             reviewer_secret: self
                 .secrets
                 .state()
@@ -132,7 +175,11 @@ fn start_watches(
     let w = Watch {
         wake,
         health: health.clone(),
+        changed: None,
     };
+    let namespace_view = Arc::new(Derived::default());
+    let service_account_view = Arc::new(Derived::default());
+
     let configmap = reflect(
         Api::<ConfigMap>::namespaced(client.clone(), namespace),
         cfg.clone()
@@ -144,7 +191,7 @@ fn start_watches(
     let namespaces = reflect(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
         cfg.clone(),
-        w.clone(),
+        w.bumping(&namespace_view),
         |_| true,
         tasks,
     );
@@ -152,7 +199,7 @@ fn start_watches(
     let service_accounts = reflect(
         Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()),
         cfg.clone(),
-        w.clone(),
+        w.bumping(&service_account_view),
         move |sa: &PartialObjectMeta<ServiceAccount>| {
             let meta = sa.meta();
             let name = meta.name.as_deref().unwrap_or_default();
@@ -205,6 +252,8 @@ fn start_watches(
         secrets,
         cluster_role_bindings,
         cluster_roles,
+        namespace_view,
+        service_account_view,
     }
 }
 
@@ -213,6 +262,19 @@ fn start_watches(
 struct Watch {
     wake: Arc<Notify>,
     health: Health,
+    /// Called after every change to the store, before the loop is woken.
+    changed: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl Watch {
+    /// The same, also bumping `view`'s generation on every change.
+    fn bumping<T: Send + Sync + 'static>(&self, view: &Arc<Derived<T>>) -> Watch {
+        let view = view.clone();
+        Watch {
+            changed: Some(Arc::new(move || view.changed())),
+            ..self.clone()
+        }
+    }
 }
 
 /// Runs a reflector for `api` in a task; wakes the loop on relevant changes and on every
@@ -231,9 +293,13 @@ where
     let (reader, writer) = reflector::store();
     let kind = K::kind(&K::DynamicType::default()).to_string();
     let backoff = WatchBackoff::new(WATCH_RETRY);
-    let stream = watcher(api, config)
-        .backoff(backoff.clone())
-        .modify(slim::<K>);
+    let stream = watcher(api, config).backoff(backoff.clone()).modify(
+        if kind == "Namespace" || kind == "ServiceAccount" {
+            slim_bulk::<K>
+        } else {
+            slim::<K>
+        },
+    );
     let stream = reflector::reflector(writer, stream);
     tasks.spawn(drive(stream, kind, watch, backoff, relevant));
     reader
@@ -257,6 +323,32 @@ fn slim<K: Resource>(obj: &mut K) {
     }
 }
 
+/// [`slim`], and for the two kinds that come by the thousand (namespaces, ServiceAccounts) also
+/// the metadata no decision reads ([`namespace_info`] and [`ServiceAccountMeta::from_meta`] say
+/// what is read). The watcher keeps its own resourceVersion, taken before this runs.
+fn slim_bulk<K: Resource>(obj: &mut K)
+where
+    K::DynamicType: Default,
+{
+    slim(obj);
+    let meta = obj.meta_mut();
+    meta.resource_version = None;
+    meta.creation_timestamp = None;
+    meta.generate_name = None;
+    meta.generation = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+    meta.self_link = None;
+    meta.deletion_grace_period_seconds = None;
+    if K::kind(&K::DynamicType::default()) == "ServiceAccount" {
+        // A ServiceAccount's labels play no part (the plan goes by the annotations).
+        meta.labels = None;
+    } else {
+        // A namespace has no uid use either (a ServiceAccount's guards its deletion).
+        meta.uid = None;
+    }
+}
+
 async fn drive<K>(
     stream: impl Stream<Item = watcher::Result<Event<K>>>,
     kind: String,
@@ -272,12 +364,18 @@ async fn drive<K>(
         match item {
             Ok(Event::Apply(obj) | Event::Delete(obj)) => {
                 backoff.succeeded();
+                if let Some(changed) = &watch.changed {
+                    changed();
+                }
                 if relevant(&obj) {
                     watch.wake.notify_one();
                 }
             }
             Ok(Event::InitDone) => {
                 backoff.succeeded();
+                if let Some(changed) = &watch.changed {
+                    changed();
+                }
                 watch.wake.notify_one();
             }
             Ok(Event::Init | Event::InitApply(_)) => {}
@@ -356,7 +454,18 @@ pub async fn run(
         }
 
         let snapshot = stores.snapshot();
-        let outcome = syncer.sync_with(&snapshot, read, trigger).await;
+        // A shutdown does not wait for the pass (it may be waiting for the reviewer's token for a
+        // minute): the pass is dropped where it is, with nothing reported of what it did not
+        // finish, and the next start reads Vault in full.
+        let outcome = tokio::select! {
+            outcome = syncer.sync_with(&snapshot, read, trigger) => outcome,
+            () = shutdown.cancelled() => {
+                info!("shutting down during a pass; it stops where it is");
+                health.set_synced(false);
+                tasks.shutdown().await;
+                return Ok(());
+            }
+        };
         read = VaultRead::Cached;
         // The pass reported itself (logs, Events, status); here only what comes next.
         let retry_in = match outcome {
@@ -397,10 +506,12 @@ pub async fn run(
             Trigger::Resync
         };
         tokio::select! {
+            // No quiet time before the pass: a change when idle is acted on at once. Changes that
+            // arrive while a pass runs leave one permit in the Notify, so however many there
+            // were, they cost one more pass, which sees them all.
             () = wake.notified() => {
                 debug!("woken by a cluster change");
                 trigger = Trigger::ClusterChange;
-                tokio::time::sleep(DEBOUNCE).await;
             }
             () = tokio::time::sleep_until(wait_until) => {}
             _ = leader.changed() => trigger = Trigger::Start,

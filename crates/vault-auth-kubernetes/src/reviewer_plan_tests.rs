@@ -12,8 +12,8 @@ use crate::k8s::snapshot::{ConfigMapState, ServiceAccountMeta};
 pub(crate) fn empty_snapshot() -> ClusterSnapshot {
     ClusterSnapshot {
         configmap: ConfigMapState::Missing,
-        namespaces: Vec::new(),
-        service_accounts: Vec::new(),
+        namespaces: Default::default(),
+        service_accounts: Default::default(),
         reviewer_secret: None,
         cluster_role_bindings: Vec::new(),
         cluster_roles: Vec::new(),
@@ -57,7 +57,7 @@ pub(crate) fn reviewer_in_place() -> ClusterSnapshot {
     let mut binding = desired_reviewer_binding("vault-auth");
     binding.metadata.uid = Some("uid-crb".into());
     ClusterSnapshot {
-        service_accounts: vec![sa("vault-auth", REVIEWER_SERVICE_ACCOUNT, &[], true)],
+        service_accounts: vec![sa("vault-auth", REVIEWER_SERVICE_ACCOUNT, &[], true)].into(),
         reviewer_secret: Some(token_secret(Some("eyJ.reviewer.jwt"))),
         cluster_role_bindings: vec![binding],
         ..empty_snapshot()

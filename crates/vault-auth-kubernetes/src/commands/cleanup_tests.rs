@@ -13,7 +13,7 @@ use crate::reviewer_plan::{desired_reviewer_binding, managed_labels};
 /// After a sync, with the user's own objects next to the tool's.
 fn cluster() -> ClusterSnapshot {
     let mut s = reviewer_in_place();
-    s.service_accounts.extend([
+    std::sync::Arc::make_mut(&mut s.service_accounts).extend([
         sa(
             "default",
             "vault-agent-injector",
@@ -99,7 +99,7 @@ fn picks_only_what_carries_the_tools_mark() {
 #[test]
 fn unlabelled_reviewer_objects_are_not_the_tools() {
     let mut s = cluster();
-    s.service_accounts
+    std::sync::Arc::make_mut(&mut s.service_accounts)
         .iter_mut()
         .for_each(|sa| sa.labels.clear());
     s.reviewer_secret.as_mut().unwrap().metadata.labels = None;

@@ -6,6 +6,7 @@
 //! manages.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
@@ -87,8 +88,10 @@ impl ServiceAccountMeta {
 #[derive(Clone, Debug)]
 pub struct ClusterSnapshot {
     pub configmap: ConfigMapState,
-    pub namespaces: Vec<NamespaceInfo>,
-    pub service_accounts: Vec<ServiceAccountMeta>,
+    /// Shared: the controller rebuilds these only when their watch saw a change (a ConfigMap
+    /// edit reuses the last ones as they are), so a pass does not copy the cluster.
+    pub namespaces: Arc<Vec<NamespaceInfo>>,
+    pub service_accounts: Arc<Vec<ServiceAccountMeta>>,
     pub reviewer_secret: Option<Secret>,
     /// The ClusterRoleBindings of the tool's names (the reviewer's, the namespace reader's),
     /// whoever made them: the plan decides whether they are the tool's.
@@ -162,7 +165,8 @@ impl ClusterSnapshot {
             .items
             .iter()
             .filter_map(namespace_info)
-            .collect();
+            .collect::<Vec<_>>()
+            .into();
         let service_accounts = Api::<ServiceAccount>::all(client.clone())
             .list_metadata(&ListParams::default())
             .await
@@ -170,7 +174,8 @@ impl ClusterSnapshot {
             .items
             .iter()
             .filter_map(|sa| ServiceAccountMeta::from_meta(&sa.metadata))
-            .collect();
+            .collect::<Vec<_>>()
+            .into();
         let reviewer_secret = Api::<Secret>::namespaced(client.clone(), namespace)
             .get_opt(REVIEWER_TOKEN_SECRET)
             .await

@@ -108,14 +108,16 @@ impl Syncer {
             .iter()
             .map(|action| self.apply_role(&path, action))
             .collect();
-        let outcomes: Vec<StepOutcome> = futures::stream::iter(writes)
+        let roles = futures::stream::iter(writes)
             .buffer_unordered(VAULT_CONCURRENCY)
-            .collect()
-            .await;
-        report.outcomes.extend(outcomes);
-        report.outcomes.extend(
-            service_accounts::apply(&self.ctx.client, snapshot, &plan.service_accounts).await,
-        );
+            .collect::<Vec<StepOutcome>>();
+        // Vault and Kubernetes are written at the same time: neither waits for the other (a
+        // ServiceAccount does not need its role to exist, nor the reverse), so a cold start
+        // takes as long as the longer of the two, not their sum.
+        let accounts = service_accounts::apply(&self.ctx.client, snapshot, &plan.service_accounts);
+        let (roles, accounts) = futures::join!(roles, accounts);
+        report.outcomes.extend(roles);
+        report.outcomes.extend(accounts);
     }
 
     async fn apply_role(&self, path: &str, action: &RoleAction) -> StepOutcome {
