@@ -150,15 +150,20 @@ pub fn patch(
             return Err(name_mismatch(meta::name(&patched), name));
         }
         // A resourceVersion in the patch is a precondition; otherwise the patch applies to
-        // whatever is current (and is retried if another write slips in between).
-        let pinned = meta::meta_str(&patched, "resourceVersion").to_string();
-        if !pinned.is_empty() && pinned != meta::meta_str(&current, "resourceVersion") {
+        // whatever is current (and is retried if another write slips in between). Whether the
+        // patch names one is read from the patch itself: the patched object always carries the
+        // current one, so it cannot tell.
+        let pinned = patch_names_resource_version(patch_type, body);
+        if pinned
+            && meta::meta_str(&patched, "resourceVersion")
+                != meta::meta_str(&current, "resourceVersion")
+        {
             return Err(ApiError::stale(kind, name));
         }
         let new = strategy::to_storage(kind, patched);
         match finish_update(ctx, kind, &old, new, record_manager) {
             Ok(obj) => return Ok((obj, false)),
-            Err(UpdateError::Raced) if pinned.is_empty() => continue,
+            Err(UpdateError::Raced) if !pinned => continue,
             Err(e) => return Err(e.into_api(kind, name)),
         }
     }
@@ -169,6 +174,21 @@ pub fn patch(
             kind.qualified_resource()
         ),
     ))
+}
+
+/// True when the patch sets `metadata.resourceVersion` (a precondition, as in kube-apiserver,
+/// which retries only the patches that do not).
+fn patch_names_resource_version(patch_type: PatchType, body: &Value) -> bool {
+    match patch_type {
+        PatchType::Json => body.as_array().is_some_and(|ops| {
+            ops.iter()
+                .any(|op| op["path"].as_str() == Some("/metadata/resourceVersion"))
+        }),
+        PatchType::Merge | PatchType::Strategic | PatchType::Apply => body
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|rv| !rv.is_empty()),
+    }
 }
 
 /// Validates an applied configuration: it must name its type and the object of the URL.
@@ -402,4 +422,27 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
         v
     };
     strip(old) != strip(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_a_patch_that_sets_a_resource_version_is_a_precondition() {
+        let merge = |body| patch_names_resource_version(PatchType::Merge, &body);
+        assert!(!merge(json!({"data": {"k": "v"}})));
+        assert!(!merge(json!({"metadata": {"annotations": {"a": "b"}}})));
+        assert!(merge(
+            json!({"metadata": {"resourceVersion": "42"}, "data": {}})
+        ));
+        let json_patch = |body| patch_names_resource_version(PatchType::Json, &body);
+        assert!(!json_patch(
+            json!([{"op": "add", "path": "/data/k", "value": "v"}])
+        ));
+        assert!(json_patch(json!([
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": "42"}
+        ])));
+    }
 }
