@@ -42,9 +42,9 @@ fuzz SECONDS="60":
 conformance:
     cargo test -p kube-emulator --test conformance -- --nocapture
 
-# The scale benchmark of the controller (release build): NAMESPACES ROLES.
-bench namespaces="1000" roles="200":
-    cargo bench -p vault-auth-kubernetes --bench scale -- {{namespaces}} {{roles}}
+# The benchmark harness (release builds; docs/benchmarks.md): `just bench --quick`, `just bench --sizes 1000:100`.
+bench *ARGS:
+    scripts/bench {{ARGS}}
 
 # The demo on the emulator and OpenBao; `just demo --real` on a real control plane and Vault.
 demo *ARGS:

@@ -71,6 +71,8 @@ pub struct TestVault {
     http: reqwest::Client,
     /// With TLS: the folder where `-dev-tls` writes its CA, certificate and key.
     tls_dir: Option<PathBuf>,
+    /// Arguments added to `server -dev` (see [`TestVault::start_kind_with_args`]).
+    extra_args: Vec<String>,
 }
 
 /// Status and JSON body (or `Value::Null`) of a raw API call.
@@ -95,6 +97,17 @@ impl TestVault {
 
     /// Starts a dev server of this kind, whatever the environment says.
     pub async fn start_kind(kind: VaultKind, tls: bool) -> TestVault {
+        Self::start_kind_with_args(kind, tls, Vec::new()).await
+    }
+
+    /// Like [`TestVault::start_kind`], with `extra_args` added to `server -dev` (kept for
+    /// [`TestVault::restart_empty`]): e.g. `-config=<file>` with an `audit` stanza, since
+    /// OpenBao enables audit devices only from its configuration, not through the API.
+    pub async fn start_kind_with_args(
+        kind: VaultKind,
+        tls: bool,
+        extra_args: Vec<String>,
+    ) -> TestVault {
         // reqwest is built without a bundled crypto provider; ring is the workspace's one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let port = free_port();
@@ -109,6 +122,7 @@ impl TestVault {
             log,
             http: http_client(None),
             tls_dir,
+            extra_args,
         };
         bao.spawn().await;
         bao
@@ -256,6 +270,7 @@ impl TestVault {
             args.push("-dev-tls".to_string());
             args.push(format!("-dev-tls-cert-dir={}", dir.display()));
         }
+        args.extend(self.extra_args.iter().cloned());
         let child = Command::new(self.kind.bin())
             .args(&args)
             .stdin(Stdio::null())
