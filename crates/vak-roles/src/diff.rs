@@ -23,15 +23,17 @@ pub fn diff_role(
     actual_normalized: &Map<String, Value>,
 ) -> Vec<FieldChange> {
     let fields: BTreeSet<&String> = desired.keys().chain(actual_normalized.keys()).collect();
+    let null = Value::Null;
     fields
         .into_iter()
         .filter_map(|field| {
-            let to = desired.get(field).cloned().unwrap_or(Value::Null);
-            let from = actual_normalized.get(field).cloned().unwrap_or(Value::Null);
+            // Compared before anything is copied: most fields of most roles are equal.
+            let to = desired.get(field).unwrap_or(&null);
+            let from = actual_normalized.get(field).unwrap_or(&null);
             (from != to).then(|| FieldChange {
                 field: field.clone(),
-                from,
-                to,
+                from: from.clone(),
+                to: to.clone(),
             })
         })
         .collect()
@@ -45,6 +47,11 @@ pub fn role_changes(
     desired: &Map<String, Value>,
     vault_answer: &Map<String, Value>,
 ) -> Vec<FieldChange> {
+    // What the controller wrote itself is taken for Vault's answer until the next full read
+    // (the two compare equal after normalisation): then there is nothing to normalise.
+    if desired == vault_answer {
+        return Vec::new();
+    }
     let mut actual = super::normalize_vault_role(vault_answer);
     actual.retain(|field, _| desired.contains_key(field));
     diff_role(desired, &actual)

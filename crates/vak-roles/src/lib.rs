@@ -152,6 +152,30 @@ impl RoleSet {
 /// Vault would store under the same lowercased name are both rejected: which one is meant
 /// cannot be known, and applying either would flap.
 pub fn parse_roles(data: &BTreeMap<String, String>) -> RoleSet {
+    parse_roles_cached(data, &mut ParseCache::default())
+}
+
+/// The entries a [`parse_roles_cached`] call parsed, by key, with the text each was parsed
+/// from. An entry is a pure function of its key and text, so one whose text did not change is
+/// not parsed again: the controller parses the ConfigMap on every pass, and an edit of one of a
+/// thousand entries then costs one parse, not a thousand.
+#[derive(Default)]
+pub struct ParseCache {
+    entries: std::collections::HashMap<String, (String, parse::Entry)>,
+}
+
+/// [`parse_roles`], reusing the entries `cache` holds for the same key and text; the cache is
+/// left holding this call's entries only (a removed key is forgotten). The result is the same
+/// as `parse_roles(data)`.
+pub fn parse_roles_cached(data: &BTreeMap<String, String>, cache: &mut ParseCache) -> RoleSet {
+    let mut previous = std::mem::take(&mut cache.entries);
+    for (key, text) in data {
+        let entry = match previous.remove_entry(key) {
+            Some((key, (old, entry))) if old == *text => (key, (old, entry)),
+            _ => (key.clone(), (text.clone(), parse::parse_entry(key, text))),
+        };
+        cache.entries.insert(entry.0, entry.1);
+    }
     let mut keys_by_name: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for key in data.keys() {
         keys_by_name
@@ -160,10 +184,10 @@ pub fn parse_roles(data: &BTreeMap<String, String>) -> RoleSet {
             .push(key);
     }
     let mut set = RoleSet::default();
-    for (key, text) in data {
+    for key in data.keys() {
         let name = key.to_lowercase();
-        let entry = parse::parse_entry(key, text);
-        set.findings.extend(entry.findings);
+        let (_, entry) = &cache.entries[key];
+        set.findings.extend(entry.findings.iter().cloned());
         let others: Vec<&str> = keys_by_name[&name]
             .iter()
             .copied()
@@ -179,9 +203,9 @@ pub fn parse_roles(data: &BTreeMap<String, String>) -> RoleSet {
                 ),
             ));
         }
-        match entry.spec {
+        match &entry.spec {
             Some(spec) if others.is_empty() => {
-                set.roles.insert(name, spec);
+                set.roles.insert(name, spec.clone());
             }
             _ => {
                 set.rejected.insert(name);
@@ -189,4 +213,68 @@ pub fn parse_roles(data: &BTreeMap<String, String>) -> RoleSet {
         }
     }
     set
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn data(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Through a sequence of edits (an entry changed, added, made invalid, colliding with
+    /// another's lowercased name, removed), the cached parse equals a fresh one every time,
+    /// and the cache holds exactly the current keys.
+    #[test]
+    fn cached_parse_equals_a_fresh_one_through_edits() {
+        let a =
+            r#"{"bound_service_account_names": ["a"], "bound_service_account_namespaces": ["ns"]}"#;
+        let b = r#"{"bound_service_account_names": ["b"], "bound_service_account_namespaces": ["ns"], "token_ttl": "1h"}"#;
+        let steps = [
+            data(&[("web", a), ("api", b)]),
+            data(&[("web", b), ("api", b)]),
+            data(&[("web", b), ("api", b), ("Web", a)]),
+            data(&[("web", "{not json"), ("api", b), ("Web", a)]),
+            data(&[("api", b)]),
+            data(&[]),
+            data(&[("web", a)]),
+        ];
+        let mut cache = ParseCache::default();
+        for (i, step) in steps.iter().enumerate() {
+            assert_eq!(
+                parse_roles_cached(step, &mut cache),
+                parse_roles(step),
+                "step {i}"
+            );
+            let mut cached: Vec<&String> = cache.entries.keys().collect();
+            cached.sort();
+            assert_eq!(cached, step.keys().collect::<Vec<_>>(), "step {i}");
+        }
+    }
+
+    /// An entry whose text changed is parsed again, not served from the cache.
+    #[test]
+    fn a_changed_text_is_parsed_again() {
+        let mut cache = ParseCache::default();
+        let first = parse_roles_cached(
+            &data(&[(
+                "web",
+                r#"{"bound_service_account_names": ["a"], "bound_service_account_namespaces": ["ns"], "token_ttl": "1h"}"#,
+            )]),
+            &mut cache,
+        );
+        let second = parse_roles_cached(
+            &data(&[(
+                "web",
+                r#"{"bound_service_account_names": ["a"], "bound_service_account_namespaces": ["ns"], "token_ttl": "2h"}"#,
+            )]),
+            &mut cache,
+        );
+        assert_eq!(first.roles["web"].body["token_ttl"], 3600);
+        assert_eq!(second.roles["web"].body["token_ttl"], 7200);
+    }
 }

@@ -15,6 +15,7 @@ use super::values::convert;
 use super::{Finding, RoleSpec};
 
 /// The outcome of one entry: the role when it is valid, and what was found either way.
+#[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub spec: Option<RoleSpec>,
     pub findings: Vec<Finding>,
