@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -92,8 +93,9 @@ pub struct Observed {
     pub last_written_fingerprint: Option<String>,
     /// Raw role data read from Vault, by name.
     pub vault_roles: BTreeMap<String, Map<String, Value>>,
-    /// Every existing ServiceAccount that is managed or desired.
-    pub service_accounts: BTreeMap<ServiceAccountRef, ObservedServiceAccount>,
+    /// Every existing ServiceAccount that is managed or desired (shared: the controller reuses
+    /// it while the ServiceAccounts and bindings are unchanged).
+    pub service_accounts: Arc<BTreeMap<ServiceAccountRef, ObservedServiceAccount>>,
 }
 
 /// Inputs of [`plan`].
@@ -321,6 +323,16 @@ pub fn normalize_pem(pem: &str) -> String {
 /// managed ServiceAccounts that record no roles (made by the original tool) are left alone. Without a ConfigMap (`roles` is
 /// `None`) nothing at all is deleted.
 pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
+    plan_with(input, None)
+}
+
+/// [`plan`], with the ServiceAccount half given when the caller has it already: it must be
+/// what [`plan_service_accounts`] computes from the same inputs (the controller keeps the last
+/// one while the bindings, rejected entries, namespaces and ServiceAccounts stay the same).
+pub fn plan_with(
+    input: &PlanInput,
+    service_accounts: Option<&ServiceAccountPlan>,
+) -> Result<Plan, PlanError> {
     let observed = input.observed;
     refuse_foreign_mount(&observed.mount, input.mount)?;
     let mut plan = Plan {
@@ -340,7 +352,20 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         ),
     }
     match (input.roles, input.desired_service_accounts) {
-        (Some(roles), Some(desired)) => plan_service_accounts(&mut plan, roles, desired, observed),
+        (Some(roles), Some(desired)) => {
+            let computed;
+            let accounts = match service_accounts {
+                Some(given) => given,
+                None => {
+                    computed =
+                        plan_service_accounts(&roles.rejected, desired, &observed.service_accounts);
+                    &computed
+                }
+            };
+            plan.service_accounts
+                .extend(accounts.actions.iter().cloned());
+            plan.notes.extend(accounts.notes.iter().cloned());
+        }
         (Some(_), None) => plan
             .notes
             .push("namespaces unknown: ServiceAccounts not planned".into()),
@@ -429,20 +454,30 @@ fn plan_roles(plan: &mut Plan, roles: &RoleSet, observed: &Observed) {
     }
 }
 
-fn plan_service_accounts(
-    plan: &mut Plan,
-    roles: &RoleSet,
+/// The ServiceAccount half of a plan: a function of the rejected entries, the ServiceAccounts
+/// the valid roles want and the ServiceAccounts observed, nothing else. So the controller
+/// computes it again only when one of those changed (an edit of a role's policies leaves it
+/// as it is), and passes it to [`plan_with`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServiceAccountPlan {
+    /// Actions, by namespace and name.
+    pub actions: Vec<ServiceAccountAction>,
+    /// What was left alone, and why.
+    pub notes: Vec<String>,
+}
+
+/// Computes the [`ServiceAccountPlan`]: what [`plan`] does for the ServiceAccounts.
+pub fn plan_service_accounts(
+    rejected: &BTreeSet<String>,
     desired: &DesiredServiceAccounts,
-    observed: &Observed,
-) {
-    let refs: BTreeSet<&ServiceAccountRef> = desired
-        .accounts
-        .keys()
-        .chain(observed.service_accounts.keys())
-        .collect();
+    observed: &BTreeMap<ServiceAccountRef, ObservedServiceAccount>,
+) -> ServiceAccountPlan {
+    let mut plan = ServiceAccountPlan::default();
+    let refs: BTreeSet<&ServiceAccountRef> =
+        desired.accounts.keys().chain(observed.keys()).collect();
     for sa in refs {
         let wanted = desired.accounts.get(sa);
-        let action = match (wanted, observed.service_accounts.get(sa)) {
+        let action = match (wanted, observed.get(sa)) {
             (Some(wanted), None) => ServiceAccountAction::Create {
                 sa: sa.clone(),
                 roles: wanted.clone(),
@@ -457,22 +492,19 @@ fn plan_service_accounts(
                 }
                 continue;
             }
-            (_, Some(existing)) if existing.roles.is_empty() && !roles.rejected.is_empty() => {
+            (_, Some(existing)) if existing.roles.is_empty() && !rejected.is_empty() => {
                 // Made by the original tool (no roles record): it may belong to a rejected
                 // entry, so it stays exactly as it is until no entry is rejected.
                 plan.notes.push(format!(
                     "{sa} kept as it is: it records no roles and entries {:?} are rejected",
-                    roles.rejected.iter().collect::<Vec<_>>()
+                    rejected.iter().collect::<Vec<_>>()
                 ));
                 continue;
             }
             (wanted, Some(existing)) => {
                 // Keep the record of rejected roles, so the protection outlives this pass.
-                let protected: BTreeSet<String> = existing
-                    .roles
-                    .intersection(&roles.rejected)
-                    .cloned()
-                    .collect();
+                let protected: BTreeSet<String> =
+                    existing.roles.intersection(rejected).cloned().collect();
                 match wanted {
                     None if !protected.is_empty() => {
                         plan.notes.push(format!(
@@ -496,6 +528,7 @@ fn plan_service_accounts(
             }
             (None, None) => continue,
         };
-        plan.service_accounts.push(action);
+        plan.actions.push(action);
     }
+    plan
 }

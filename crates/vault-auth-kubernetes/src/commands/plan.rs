@@ -24,7 +24,6 @@ use crate::reviewer_plan::{
 };
 use crate::roles::{
     FieldChange, Finding, diff_role, format_duration, is_duration_param, normalize_vault_role,
-    parse_roles,
 };
 use crate::secret::Secret as SecretString;
 use crate::settings::Settings;
@@ -315,15 +314,17 @@ pub async fn observe(syncer: &Syncer, proposed: Option<&Proposed>) -> Result<Pla
         let live = std::mem::replace(&mut snapshot.configmap, ConfigMapState::Missing);
         snapshot.configmap = proposed.apply_to(live, &settings.namespace);
     }
-    let (data, _) = snapshot.roles_to_plan(settings.allow_empty_configmap);
-    let roles = data.map(|data| parse_roles(&data));
-    let reviewer = plan_reviewer(&snapshot, &settings.namespace, roles.as_ref());
+    // In the sync's order: Vault first, then the entries as the mount takes them, for the
+    // reviewer's plan and the rest alike.
+    let vault = syncer.read_vault(mount).await?;
+    let roles = syncer.entries(&snapshot, vault.role_params.as_ref()).roles;
+    let reviewer = plan_reviewer(&snapshot, &settings.namespace, roles.as_deref());
     // Without a token the fingerprint cannot match: the config is planned to be written.
     let jwt = match &reviewer.token {
         ReviewerToken::Ready(jwt) => jwt.clone(),
         ReviewerToken::Pending | ReviewerToken::Blocked => SecretString::default(),
     };
-    let observation = syncer.observe(&snapshot, mount, jwt).await?;
+    let observation = syncer.observe_with(&snapshot, vault, jwt).await;
     let plan = observation.plan(settings.mount.as_str(), &syncer.fingerprint_scope())?;
     let target = Target {
         address: &settings.vault.addr,

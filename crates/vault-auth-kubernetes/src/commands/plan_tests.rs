@@ -9,6 +9,7 @@ use crate::desired::{NamespaceInfo, ServiceAccountRef, desired_service_accounts}
 use crate::plan::{DesiredConfig, Observed, ObservedConfig, ObservedServiceAccount};
 use crate::reviewer_plan::plan_reviewer;
 use crate::reviewer_plan::tests::{empty_snapshot, reviewer_in_place};
+use crate::roles::parse_roles;
 
 fn namespaces(names: &[&str]) -> Vec<NamespaceInfo> {
     names
@@ -82,9 +83,10 @@ fn observation(mount: MountState) -> Observation {
     Observation {
         // The mount describes its parameters once it exists.
         role_params: (mount == MountState::Kubernetes).then(crate::roles::ServerParams::all),
-        roles: Some(roles),
+        roles: Some(roles.into()),
         empty_configmap_held: false,
-        desired_service_accounts: Some(desired),
+        desired_service_accounts: Some(desired.into()),
+        service_account_plan: None,
         config: DesiredConfig {
             kubernetes_host: "https://k8s.example:6443".into(),
             kubernetes_ca_cert: "CA".into(),
@@ -104,7 +106,8 @@ fn observation(mount: MountState) -> Observation {
                     managed: true,
                     roles: BTreeSet::from(["web".to_string()]),
                 },
-            )]),
+            )])
+            .into(),
         },
     }
 }
@@ -127,7 +130,7 @@ fn report(mount: MountState, fresh_cluster: bool) -> PlanReport {
     } else {
         reviewer_in_place()
     };
-    let reviewer = plan_reviewer(&snapshot, "vault-auth", obs.roles.as_ref());
+    let reviewer = plan_reviewer(&snapshot, "vault-auth", obs.roles.as_deref());
     PlanReport::new(target(), &obs, plan, reviewer)
 }
 

@@ -11,11 +11,15 @@
 //!    the parameters it accepts), then roles and ServiceAccounts;
 //! 4. the report, from the outcomes ([`outcome`]).
 
+mod accounts;
 mod apply;
+mod entries;
 mod observe;
 pub mod outcome;
 mod report;
 
+pub use accounts::Accounts;
+pub use entries::Entries;
 pub use observe::{Observation, VaultRead, VaultView};
 pub use outcome::{Done, PassReport, Step, StepOutcome};
 pub use report::{
@@ -36,7 +40,6 @@ use crate::k8s::snapshot::ClusterSnapshot;
 use crate::names::KUBERNETES_AUTH_TYPE;
 use crate::plan::{MountState, refuse_foreign_mount};
 use crate::reviewer_plan::{ReviewerToken, plan_reviewer};
-use crate::roles::parse_roles;
 
 /// Annotation on the reviewer token Secret recording the fingerprint of the auth config last
 /// written to Vault. Vault never returns the reviewer JWT, so this is how a restarted controller
@@ -82,6 +85,10 @@ pub struct Syncer {
     vault_view: Mutex<Option<VaultView>>,
     reporter: report::Reporter,
     passes: std::sync::atomic::AtomicU64,
+    /// The entries and the ServiceAccount side the last pass computed, reused while their
+    /// inputs are the same (see [`entries`] and [`accounts`]).
+    entries: entries::EntriesMemo,
+    accounts: accounts::AccountsMemo,
 }
 
 impl Syncer {
@@ -93,6 +100,8 @@ impl Syncer {
             vault_view: Mutex::new(None),
             reporter: report::Reporter::default(),
             passes: Default::default(),
+            entries: Default::default(),
+            accounts: Default::default(),
         }
     }
 
@@ -179,10 +188,11 @@ impl Syncer {
             configmap_present: snapshot.roles_data().is_some(),
             ..Default::default()
         };
-        let (data, _) = snapshot.roles_to_plan(self.ctx.settings.allow_empty_configmap);
-        let roles = data.map(|data| parse_roles(&data));
+        // The entries as the plan will take them (guarded, fitted to the mount): whether the
+        // reviewer needs to read namespaces follows from the same valid roles.
+        let roles = self.entries(snapshot, vault.role_params.as_ref()).roles;
         let namespace = &self.ctx.settings.namespace;
-        let reviewer_plan = plan_reviewer(snapshot, namespace, roles.as_ref());
+        let reviewer_plan = plan_reviewer(snapshot, namespace, roles.as_deref());
         let reviewer = Reviewer {
             client: &self.ctx.client,
             namespace,

@@ -1,18 +1,24 @@
 //! What a pass sees: Vault (read in full, or the view the last pass left) and the cluster
 //! snapshot, combined into the inputs of the plan.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::desired::{DesiredServiceAccounts, desired_service_accounts};
+use std::sync::Arc;
+
+use crate::desired::DesiredServiceAccounts;
 use crate::error::{Error, Result};
 use crate::k8s::snapshot::ClusterSnapshot;
 use crate::plan::{
-    DesiredConfig, MountState, Observed, ObservedConfig, Plan, PlanInput, RoleAction, plan,
+    DesiredConfig, MountState, Observed, ObservedConfig, Plan, PlanInput, RoleAction,
+    ServiceAccountPlan, plan_with,
 };
-use crate::roles::{Finding, PolicyGuard, RoleSet, ServerParams, parse_roles};
+use crate::roles::{Finding, RoleSet, ServerParams};
 use crate::secret::Secret as SecretString;
+
+use super::accounts::observed_service_accounts;
+use super::entries::Entries;
 
 use super::outcome::{PassReport, Step};
 use super::{CONFIG_FINGERPRINT_ANNOTATION, Syncer, VAULT_CONCURRENCY};
@@ -83,13 +89,15 @@ impl VaultView {
 /// What a pass saw: the inputs of the plan.
 pub struct Observation {
     /// The ConfigMap's entries as the server can hold them (see [`RoleSet::for_server`]).
-    pub roles: Option<RoleSet>,
+    pub roles: Option<Arc<RoleSet>>,
     /// The ConfigMap has no entry and no opt-in to delete everything: planned as if missing.
     pub empty_configmap_held: bool,
     /// The role parameters the mount accepts; `None` while it does not exist (the entries are
     /// then checked against every parameter this tool knows).
     pub role_params: Option<ServerParams>,
-    pub desired_service_accounts: Option<DesiredServiceAccounts>,
+    pub desired_service_accounts: Option<Arc<DesiredServiceAccounts>>,
+    /// The ServiceAccount half of the plan, computed with `desired_service_accounts`.
+    pub service_account_plan: Option<Arc<ServiceAccountPlan>>,
     pub config: DesiredConfig,
     pub observed: Observed,
 }
@@ -108,31 +116,20 @@ impl Observation {
     /// The plan for this observation; `scope` is what the config fingerprint covers besides the
     /// config (see [`Syncer::fingerprint_scope`]).
     pub fn plan(&self, mount: &str, scope: &str) -> Result<Plan> {
-        plan(&PlanInput {
+        let input = PlanInput {
             mount,
             fingerprint_scope: scope,
-            roles: self.roles.as_ref(),
+            roles: self.roles.as_deref(),
             empty_configmap_held: self.empty_configmap_held,
-            desired_service_accounts: self.desired_service_accounts.as_ref(),
+            desired_service_accounts: self.desired_service_accounts.as_deref(),
             config: &self.config,
             observed: &self.observed,
-        })
-        .map_err(Error::from)
+        };
+        plan_with(&input, self.service_account_plan.as_deref()).map_err(Error::from)
     }
 }
 
 impl Syncer {
-    /// Observes Vault and combines it with the cluster snapshot. Read-only.
-    pub async fn observe(
-        &self,
-        snapshot: &ClusterSnapshot,
-        mount: MountState,
-        reviewer_jwt: SecretString,
-    ) -> Result<Observation> {
-        let vault = self.read_vault(mount).await?;
-        Ok(self.observe_with(snapshot, vault, reviewer_jwt).await)
-    }
-
     /// Reads what Vault holds at the mount: config and every role (with bounded concurrency).
     pub async fn read_vault(&self, mount: MountState) -> Result<VaultView> {
         let path = self.auth_path();
@@ -171,6 +168,17 @@ impl Syncer {
         })
     }
 
+    /// The ConfigMap's entries of `snapshot` as a pass plans with them, for a mount that accepts
+    /// `params` (`None`: it does not exist yet). See [`super::entries`].
+    pub fn entries(&self, snapshot: &ClusterSnapshot, params: Option<&ServerParams>) -> Entries {
+        self.entries.get(
+            &self.ctx.settings,
+            self.ctx.vault.own_policies(),
+            snapshot,
+            params,
+        )
+    }
+
     /// Combines what Vault holds with the cluster snapshot. No request.
     pub async fn observe_with(
         &self,
@@ -178,34 +186,20 @@ impl Syncer {
         vault: VaultView,
         reviewer_jwt: SecretString,
     ) -> Observation {
-        let settings = &self.ctx.settings;
-        let guard = PolicyGuard::new(
-            &self.ctx.vault.own_policies(),
-            &settings.allowed_policies,
-            &settings.denied_policies,
-        );
-        let (data, empty_configmap_held) = snapshot.roles_to_plan(settings.allow_empty_configmap);
-        let roles = data.map(|data| {
-            let parsed = parse_roles(&data).guard_policies(&guard);
-            match &vault.role_params {
-                Some(params) => parsed.for_server(params),
-                None => parsed,
-            }
-        });
-        let desired_service_accounts = roles
+        let Entries {
+            roles,
+            held: empty_configmap_held,
+        } = self.entries(snapshot, vault.role_params.as_ref());
+        let accounts = roles
             .as_ref()
-            .map(|r| desired_service_accounts(r, &snapshot.namespaces));
-
-        let mut wanted: BTreeSet<_> = BTreeSet::new();
-        if let Some(d) = &desired_service_accounts {
-            wanted.extend(d.accounts.keys().cloned());
-        }
-        let service_accounts = snapshot
-            .service_accounts
-            .iter()
-            .filter(|sa| sa.is_managed() || wanted.contains(&sa.reference()))
-            .map(|sa| (sa.reference(), sa.observed()))
-            .collect();
+            .map(|roles| self.accounts.get(roles, snapshot));
+        let service_accounts = match &accounts {
+            Some(accounts) => accounts.observed.clone(),
+            None => Arc::new(observed_service_accounts(
+                &snapshot.service_accounts,
+                &DesiredServiceAccounts::default(),
+            )),
+        };
 
         let mut last_written = self.last_written.lock().await.clone();
         if last_written.is_none() {
@@ -221,7 +215,8 @@ impl Syncer {
             roles,
             empty_configmap_held,
             role_params: vault.role_params,
-            desired_service_accounts,
+            desired_service_accounts: accounts.as_ref().map(|a| a.desired.clone()),
+            service_account_plan: accounts.map(|a| a.plan),
             config: DesiredConfig {
                 kubernetes_host: self.ctx.cluster.host.clone(),
                 kubernetes_ca_cert: self.ctx.cluster.ca_pem.clone(),
@@ -241,7 +236,8 @@ impl Syncer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::NamespaceInfo;
+    use crate::desired::{NamespaceInfo, desired_service_accounts};
+    use crate::roles::parse_roles;
     use crate::sync::outcome::{Done, StepOutcome};
 
     /// A pass woken by a cluster change plans against the view the last pass left. That view
@@ -268,10 +264,11 @@ mod tests {
         }];
         let desired = desired_service_accounts(&roles, &namespaces);
         let observation = |vault: VaultView| Observation {
-            roles: Some(roles.clone()),
+            roles: Some(Arc::new(roles.clone())),
             empty_configmap_held: false,
             role_params: vault.role_params,
-            desired_service_accounts: Some(desired.clone()),
+            desired_service_accounts: Some(Arc::new(desired.clone())),
+            service_account_plan: None,
             config: DesiredConfig {
                 kubernetes_host: "https://k:6443".into(),
                 kubernetes_ca_cert: String::new(),
@@ -282,7 +279,7 @@ mod tests {
                 config: vault.config,
                 last_written_fingerprint: None,
                 vault_roles: vault.roles,
-                service_accounts: BTreeMap::new(),
+                service_accounts: Default::default(),
             },
         };
         let empty = VaultView {

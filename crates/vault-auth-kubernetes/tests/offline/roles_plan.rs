@@ -63,7 +63,8 @@ fn converged(roles: &RoleSet, desired: &DesiredServiceAccounts) -> Observed {
                 };
                 (sa.clone(), observed)
             })
-            .collect(),
+            .collect::<BTreeMap<_, _>>()
+            .into(),
     }
 }
 
@@ -345,7 +346,8 @@ fn without_a_configmap_nothing_is_deleted() {
                 managed: true,
                 roles: set(&["web"]),
             },
-        )]),
+        )])
+        .into(),
     };
     let desired = DesiredServiceAccounts::default();
     let plan = run(None, Some(&desired), &observed);
@@ -392,7 +394,8 @@ fn service_accounts_follow_the_roles() {
                 roles: BTreeSet::new(),
             },
         ),
-    ]);
+    ])
+    .into();
     let plan = run(Some(&roles), Some(&desired), &observed);
     assert_eq!(
         plan.service_accounts,
@@ -436,7 +439,8 @@ fn service_accounts_of_the_original_tool_are_adopted_once_nothing_is_rejected() 
     observed.service_accounts = BTreeMap::from([
         (sa("default", "wanted"), unrecorded.clone()),
         (sa("default", "unwanted"), unrecorded),
-    ]);
+    ])
+    .into();
     let valid = roles(&[("web", &entry("[]"))]);
     let plan = run(Some(&valid), Some(&desired), &observed);
     assert_eq!(
@@ -463,7 +467,7 @@ fn the_plan_serialises_without_the_jwt() {
     let desired = desired_of(&[("web", &[("default", "sa")])]);
     let mut observed = converged(&roles, &desired);
     observed.mount = MountState::Missing;
-    observed.service_accounts.clear();
+    observed.service_accounts = Default::default();
     let plan = run(Some(&roles), Some(&desired), &observed);
     let value = serde_json::to_value(&plan).unwrap();
     assert_eq!(value["enable_mount"], json!(true));
@@ -501,7 +505,7 @@ fn the_plan_prints_one_line_per_action() {
         .get_mut("web")
         .unwrap()
         .insert("token_policies".into(), json!(["p"]));
-    observed.service_accounts.clear();
+    observed.service_accounts = Default::default();
     observed.last_written_fingerprint = None;
     let plan = run(Some(&roles), Some(&desired), &observed);
     assert_eq!(
