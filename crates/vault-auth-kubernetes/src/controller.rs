@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 
 use futures::{Stream, StreamExt};
@@ -29,10 +29,11 @@ use crate::backoff::{PASS_RETRY, WATCH_RETRY, WatchBackoff};
 use crate::desired::NamespaceInfo;
 use crate::error::{Error, Result};
 use crate::health::Health;
+use crate::k8s::compact_store::{self, CompactStore, Keyed};
 use crate::k8s::snapshot::{ClusterSnapshot, ConfigMapState, ServiceAccountMeta, namespace_info};
 use crate::names::{
-    MANAGED_ANNOTATION, NAMESPACE_READER, REVIEWER_CLUSTER_ROLE_BINDING, REVIEWER_SERVICE_ACCOUNT,
-    REVIEWER_TOKEN_SECRET, ROLES_CONFIGMAP,
+    ALLOW_EMPTY_ANNOTATION, MANAGED_ANNOTATION, NAMESPACE_READER, REVIEWER_CLUSTER_ROLE_BINDING,
+    REVIEWER_SERVICE_ACCOUNT, REVIEWER_TOKEN_SECRET, ROLES_CONFIGMAP,
 };
 use crate::sync::{PassReport, Syncer, Trigger, VaultRead};
 
@@ -40,59 +41,31 @@ use crate::sync::{PassReport, Syncer, Trigger, VaultRead};
 #[derive(Clone)]
 pub struct Stores {
     configmap: Store<ConfigMap>,
-    namespaces: Store<PartialObjectMeta<Namespace>>,
-    service_accounts: Store<PartialObjectMeta<ServiceAccount>>,
+    /// The two kinds that come by the thousand, in compact form (see [`compact_store`]).
+    namespaces: CompactStore<NamespaceInfo>,
+    service_accounts: CompactStore<ServiceAccountMeta>,
     secrets: Store<Secret>,
     /// One store per binding name the tool uses (a field selector names one object).
     cluster_role_bindings: [Store<ClusterRoleBinding>; 2],
     cluster_roles: Store<ClusterRole>,
-    /// The namespaces and ServiceAccounts as the last snapshot took them, reused while their
-    /// watch reports no change: with thousands of each, copying them is most of what a pass
-    /// woken by a ConfigMap edit would otherwise cost.
-    namespace_view: Arc<Derived<NamespaceInfo>>,
-    service_account_view: Arc<Derived<ServiceAccountMeta>>,
 }
 
-/// A list derived from a store, rebuilt when the store's generation moved.
-struct Derived<T> {
-    /// Bumped by the watch task after every change it applied to the store.
-    generation: AtomicU64,
-    built: std::sync::Mutex<Option<(u64, Arc<Vec<T>>)>>,
-}
-
-impl<T> Default for Derived<T> {
-    fn default() -> Self {
-        Derived {
-            generation: AtomicU64::new(0),
-            built: std::sync::Mutex::new(None),
-        }
+impl Keyed for NamespaceInfo {
+    fn key(&self) -> String {
+        self.name.clone()
     }
 }
 
-impl<T> Derived<T> {
-    fn changed(&self) {
-        self.generation.fetch_add(1, Ordering::Release);
-    }
-
-    /// The list for the store's current content. The generation is read before the store, so a
-    /// change racing with the build is built again next time, never missed: the watch task
-    /// bumps the generation before it wakes the loop.
-    fn get(&self, build: impl FnOnce() -> Vec<T>) -> Arc<Vec<T>> {
-        let generation = self.generation.load(Ordering::Acquire);
-        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        match &*built {
-            Some((g, list)) if *g == generation => list.clone(),
-            _ => {
-                let list = Arc::new(build());
-                *built = Some((generation, list.clone()));
-                list
-            }
-        }
+impl Keyed for ServiceAccountMeta {
+    fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
     }
 }
 
 impl Stores {
-    /// The cluster as the caches see it now.
+    /// The cluster as the caches see it now. The namespaces and ServiceAccounts are shared, not
+    /// copied: with thousands of each, copying them was most of what a pass woken by a
+    /// ConfigMap edit cost.
     pub fn snapshot(&self) -> ClusterSnapshot {
         let configmap = self
             .configmap
@@ -104,20 +77,8 @@ impl Stores {
             });
         ClusterSnapshot {
             configmap,
-            namespaces: self.namespace_view.get(|| {
-                self.namespaces
-                    .state()
-                    .iter()
-                    .filter_map(|ns| namespace_info(ns))
-                    .collect()
-            }),
-            service_accounts: self.service_account_view.get(|| {
-                self.service_accounts
-                    .state()
-                    .iter()
-                    .filter_map(|sa| ServiceAccountMeta::from_meta(&sa.metadata))
-                    .collect()
-            }),
+            namespaces: self.namespaces.list(),
+            service_accounts: self.service_accounts.list(),
             reviewer_secret: self
                 .secrets
                 .state()
@@ -139,23 +100,23 @@ impl Stores {
         }
     }
 
+    /// Waits for every watch's first list; fails when one ended before it.
     async fn wait_until_ready(&self) -> Result<()> {
-        let dropped = |_| Error::KubeConfig("a watch ended before its first list".to_string());
-        self.configmap.wait_until_ready().await.map_err(dropped)?;
-        self.namespaces.wait_until_ready().await.map_err(dropped)?;
-        self.service_accounts
-            .wait_until_ready()
-            .await
-            .map_err(dropped)?;
-        self.secrets.wait_until_ready().await.map_err(dropped)?;
+        let mut ready = self.configmap.wait_until_ready().await.is_ok()
+            && self.namespaces.wait_until_ready().await.is_ok()
+            && self.service_accounts.wait_until_ready().await.is_ok()
+            && self.secrets.wait_until_ready().await.is_ok()
+            && self.cluster_roles.wait_until_ready().await.is_ok();
         for store in &self.cluster_role_bindings {
-            store.wait_until_ready().await.map_err(dropped)?;
+            ready = ready && store.wait_until_ready().await.is_ok();
         }
-        self.cluster_roles
-            .wait_until_ready()
-            .await
-            .map_err(dropped)?;
-        Ok(())
+        if ready {
+            Ok(())
+        } else {
+            Err(Error::KubeConfig(
+                "a watch ended before its first list".to_string(),
+            ))
+        }
     }
 }
 
@@ -175,32 +136,40 @@ fn start_watches(
     let w = Watch {
         wake,
         health: health.clone(),
-        changed: None,
     };
-    let namespace_view = Arc::new(Derived::default());
-    let service_account_view = Arc::new(Derived::default());
 
     let configmap = reflect(
         Api::<ConfigMap>::namespaced(client.clone(), namespace),
         cfg.clone()
             .fields(&format!("metadata.name={ROLES_CONFIGMAP}")),
         w.clone(),
-        |_| true,
+        configmap_changed(),
         tasks,
     );
-    let namespaces = reflect(
+    let namespaces = watch_compact(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
         cfg.clone(),
-        w.bumping(&namespace_view),
-        |_| true,
+        w.clone(),
+        namespace_info,
+        |_, _| true,
         tasks,
     );
     let reviewer_namespace = namespace.to_string();
-    let service_accounts = reflect(
+    let service_accounts = watch_compact(
         Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()),
         cfg.clone(),
-        w.bumping(&service_account_view),
-        move |sa: &PartialObjectMeta<ServiceAccount>| {
+        w.clone(),
+        |sa: &PartialObjectMeta<ServiceAccount>| {
+            let mut meta = ServiceAccountMeta::from_meta(&sa.metadata)?;
+            // Kept: what a decision reads (the managed annotation and this tool's own; see
+            // `ServiceAccountMeta::observed`). A ServiceAccount's labels play no part in the
+            // controller (the plan goes by the annotations; `cleanup` lists on its own).
+            meta.annotations
+                .retain(|key, _| key == MANAGED_ANNOTATION || key.starts_with(OWN_PREFIX));
+            meta.labels.clear();
+            Some(meta)
+        },
+        move |sa: &PartialObjectMeta<ServiceAccount>, _| {
             let meta = sa.meta();
             let name = meta.name.as_deref().unwrap_or_default();
             let managed = meta
@@ -223,7 +192,7 @@ fn start_watches(
         cfg.clone()
             .fields(&format!("metadata.name={REVIEWER_TOKEN_SECRET}")),
         w.clone(),
-        |_| true,
+        |_, _| true,
         tasks,
     );
     // The tool's cluster-scoped objects by name, whoever made them: the plan decides whether
@@ -234,7 +203,7 @@ fn start_watches(
             Api::<ClusterRoleBinding>::all(client.clone()),
             by_name(name),
             w.clone(),
-            |_| true,
+            |_, _| true,
             tasks,
         )
     });
@@ -242,7 +211,7 @@ fn start_watches(
         Api::<ClusterRole>::all(client.clone()),
         by_name(NAMESPACE_READER),
         w,
-        |_| true,
+        |_, _| true,
         tasks,
     );
     Stores {
@@ -252,8 +221,31 @@ fn start_watches(
         secrets,
         cluster_role_bindings,
         cluster_roles,
-        namespace_view,
-        service_account_view,
+    }
+}
+
+/// The prefix of this tool's own annotations (the roles record among them).
+const OWN_PREFIX: &str = "vault-auth-kubernetes/";
+
+/// Relevance of a roles ConfigMap event: a change of what a pass plans with (its data, the
+/// allow-empty annotation) or its deletion. The pass's own status annotations, written after
+/// the pass, are not: a pass for them would find nothing to do.
+fn configmap_changed() -> impl FnMut(&ConfigMap, bool) -> bool + Send + 'static {
+    let mut last: Option<u64> = None;
+    move |cm, deleted| {
+        if deleted {
+            last = None;
+            return true;
+        }
+        let mut hasher = std::hash::DefaultHasher::new();
+        cm.data.hash(&mut hasher);
+        cm.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ALLOW_EMPTY_ANNOTATION))
+            .hash(&mut hasher);
+        let seen = Some(hasher.finish());
+        std::mem::replace(&mut last, seen) != seen
     }
 }
 
@@ -262,19 +254,6 @@ fn start_watches(
 struct Watch {
     wake: Arc<Notify>,
     health: Health,
-    /// Called after every change to the store, before the loop is woken.
-    changed: Option<Arc<dyn Fn() + Send + Sync>>,
-}
-
-impl Watch {
-    /// The same, also bumping `view`'s generation on every change.
-    fn bumping<T: Send + Sync + 'static>(&self, view: &Arc<Derived<T>>) -> Watch {
-        let view = view.clone();
-        Watch {
-            changed: Some(Arc::new(move || view.changed())),
-            ..self.clone()
-        }
-    }
 }
 
 /// Runs a reflector for `api` in a task; wakes the loop on relevant changes and on every
@@ -283,7 +262,7 @@ fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
     watch: Watch,
-    relevant: impl Fn(&K) -> bool + Send + 'static,
+    relevant: impl FnMut(&K, bool) -> bool + Send + 'static,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Store<K>
 where
@@ -293,22 +272,53 @@ where
     let (reader, writer) = reflector::store();
     let kind = K::kind(&K::DynamicType::default()).to_string();
     let backoff = WatchBackoff::new(WATCH_RETRY);
-    let stream = watcher(api, config).backoff(backoff.clone()).modify(
-        if kind == "Namespace" || kind == "ServiceAccount" {
-            slim_bulk::<K>
-        } else {
-            slim::<K>
-        },
-    );
+    let stream = watcher(api, config)
+        .backoff(backoff.clone())
+        .modify(slim::<K>);
     let stream = reflector::reflector(writer, stream);
-    tasks.spawn(drive(stream, kind, watch, backoff, relevant));
+    // The reflector has applied each event to its store before `drive` sees it.
+    tasks.spawn(drive(stream, kind, watch, backoff, relevant, |_| {}));
     reader
 }
 
-/// Keeps only what the controller reads: managedFields are dropped from every cached object,
-/// and annotations from all but this tool's (kubectl's last-applied-configuration alone can be
-/// kilobytes per object). With thousands of namespaces and ServiceAccounts this is most of the
-/// cache's memory.
+/// Runs a watch for `api` in a task, keeping `compact(object)` of each object in a
+/// [`CompactStore`]; wakes the loop like [`reflect`].
+fn watch_compact<K, T>(
+    api: Api<K>,
+    config: watcher::Config,
+    watch: Watch,
+    compact: impl Fn(&K) -> Option<T> + Send + 'static,
+    relevant: impl FnMut(&K, bool) -> bool + Send + 'static,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> CompactStore<T>
+where
+    K: Resource + Clone + Debug + Send + Sync + serde::de::DeserializeOwned + 'static,
+    K::DynamicType: Default,
+    T: Keyed + Clone + Send + Sync + 'static,
+{
+    let (reader, writer) = compact_store::store();
+    let kind = K::kind(&K::DynamicType::default()).to_string();
+    let backoff = WatchBackoff::new(WATCH_RETRY);
+    let stream = watcher(api, config).backoff(backoff.clone());
+    let apply = move |event: &Event<K>| match event {
+        Event::Init => writer.relist_started(),
+        Event::InitDone => writer.relist_done(),
+        Event::InitApply(obj) | Event::Apply(obj) | Event::Delete(obj) => {
+            let Some(item) = compact(obj) else { return };
+            match event {
+                Event::InitApply(_) => writer.relisted(item),
+                Event::Apply(_) => writer.apply(item),
+                _ => writer.delete(&item),
+            }
+        }
+    };
+    tasks.spawn(drive(stream, kind, watch, backoff, relevant, apply));
+    reader
+}
+
+/// Keeps only what the controller reads of the few objects kube-runtime's reflector caches:
+/// managedFields are dropped, and annotations but this tool's (kubectl's
+/// last-applied-configuration alone can be kilobytes).
 fn slim<K: Resource>(obj: &mut K) {
     let meta = obj.meta_mut();
     meta.managed_fields = None;
@@ -317,73 +327,44 @@ fn slim<K: Resource>(obj: &mut K) {
         // among them); the original's `vak-managed` and the token Secret's owner are the others.
         annotations.retain(|key, _| {
             key == MANAGED_ANNOTATION
-                || key.starts_with("vault-auth-kubernetes/")
+                || key.starts_with(OWN_PREFIX)
                 || key == "kubernetes.io/service-account.name"
         });
     }
 }
 
-/// [`slim`], and for the two kinds that come by the thousand (namespaces, ServiceAccounts) also
-/// the metadata no decision reads ([`namespace_info`] and [`ServiceAccountMeta::from_meta`] say
-/// what is read). The watcher keeps its own resourceVersion, taken before this runs.
-fn slim_bulk<K: Resource>(obj: &mut K)
-where
-    K::DynamicType: Default,
-{
-    slim(obj);
-    let meta = obj.meta_mut();
-    meta.resource_version = None;
-    meta.creation_timestamp = None;
-    meta.generate_name = None;
-    meta.generation = None;
-    meta.owner_references = None;
-    meta.finalizers = None;
-    meta.self_link = None;
-    meta.deletion_grace_period_seconds = None;
-    if K::kind(&K::DynamicType::default()) == "ServiceAccount" {
-        // A ServiceAccount's labels play no part (the plan goes by the annotations).
-        meta.labels = None;
-    } else {
-        // A namespace has no uid use either (a ServiceAccount's guards its deletion).
-        meta.uid = None;
-    }
-}
-
+/// Applies a watch's events to its cache (`cache`), then wakes the loop for relevant ones
+/// (`relevant(object, deleted)`) and for every completed (re)list.
 async fn drive<K>(
     stream: impl Stream<Item = watcher::Result<Event<K>>>,
     kind: String,
     watch: Watch,
     backoff: WatchBackoff,
-    relevant: impl Fn(&K) -> bool,
+    mut relevant: impl FnMut(&K, bool) -> bool,
+    mut cache: impl FnMut(&Event<K>),
 ) {
     let mut stream = std::pin::pin!(stream);
     while let Some(item) = stream.next().await {
-        if item.is_ok() {
-            watch.health.watch_ok();
-        }
-        match item {
-            Ok(Event::Apply(obj) | Event::Delete(obj)) => {
-                backoff.succeeded();
-                if let Some(changed) = &watch.changed {
-                    changed();
-                }
-                if relevant(&obj) {
-                    watch.wake.notify_one();
-                }
-            }
-            Ok(Event::InitDone) => {
-                backoff.succeeded();
-                if let Some(changed) = &watch.changed {
-                    changed();
-                }
-                watch.wake.notify_one();
-            }
-            Ok(Event::Init | Event::InitApply(_)) => {}
+        let event = match item {
+            Ok(event) => event,
             // The watcher retries with backoff by itself; say why it is not seeing changes.
             Err(error) => {
                 watch.health.watch_failed();
                 warn!(%kind, %error, "watch failed, retrying");
+                continue;
             }
+        };
+        watch.health.watch_ok();
+        cache(&event);
+        let wake = match &event {
+            Event::Apply(obj) => relevant(obj, false),
+            Event::Delete(obj) => relevant(obj, true),
+            Event::InitDone => true,
+            Event::Init | Event::InitApply(_) => continue,
+        };
+        backoff.succeeded();
+        if wake {
+            watch.wake.notify_one();
         }
     }
 }

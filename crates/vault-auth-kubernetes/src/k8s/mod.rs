@@ -2,6 +2,7 @@
 //! ServiceAccounts and Events.
 
 pub mod cluster;
+pub mod compact_store;
 pub mod events;
 pub mod request_metrics;
 pub mod reviewer;
