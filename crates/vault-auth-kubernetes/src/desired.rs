@@ -54,29 +54,9 @@ pub fn desired_service_accounts(
     namespaces: &[NamespaceInfo],
 ) -> DesiredServiceAccounts {
     let mut desired = DesiredServiceAccounts::default();
-    // Exact names are looked up; only patterns and selectors scan every namespace, so a cluster
-    // with thousands of namespaces and roles stays cheap (one pass per cluster change).
-    let by_name: HashMap<&str, &NamespaceInfo> =
-        namespaces.iter().map(|ns| (ns.name.as_str(), ns)).collect();
+    let index = NamespaceIndex::new(namespaces);
     for role in roles.roles.values() {
-        let mut targets: BTreeSet<&str> = role
-            .namespaces
-            .iter()
-            .filter(|n| !n.contains('*'))
-            .filter_map(|n| by_name.get(n.as_str()))
-            .filter(|ns| !ns.terminating)
-            .map(|ns| ns.name.as_str())
-            .collect();
-        let scan =
-            role.namespace_selector.is_some() || role.namespaces.iter().any(|n| n.contains('*'));
-        if scan {
-            targets.extend(
-                namespaces
-                    .iter()
-                    .filter(|ns| !ns.terminating && role_selects(role, ns))
-                    .map(|ns| ns.name.as_str()),
-            );
-        }
+        let targets = index.bound_by(role);
         for name in &role.service_account_names {
             if name.contains('*') {
                 desired.findings.push(Finding::warning(
@@ -105,19 +85,145 @@ pub fn desired_service_accounts(
     desired
 }
 
-/// True when `role` binds namespace `ns` by name, pattern or label selector (ORed, as in Vault).
-fn role_selects(role: &RoleSpec, ns: &NamespaceInfo) -> bool {
-    let by_name = role
-        .namespaces
-        .iter()
-        .any(|pattern| glob_match(pattern, &ns.name));
-    let by_labels = role
-        .namespace_selector
-        .as_ref()
-        .is_some_and(|match_labels| {
-            match_labels
+/// The namespaces that are not being deleted, indexed for what a role looks up: by name, by
+/// name prefix (a pattern's text before its first `*`) and by label. With thousands of
+/// namespaces and roles, scanning every namespace for every pattern or selector role was most
+/// of a pass; with the index a role costs what it binds.
+struct NamespaceIndex<'a> {
+    by_name: HashMap<&'a str, &'a NamespaceInfo>,
+    /// Sorted by name.
+    sorted: Vec<&'a NamespaceInfo>,
+    by_label: HashMap<(&'a str, &'a str), Vec<&'a NamespaceInfo>>,
+}
+
+impl<'a> NamespaceIndex<'a> {
+    fn new(namespaces: &'a [NamespaceInfo]) -> Self {
+        let mut sorted: Vec<&NamespaceInfo> =
+            namespaces.iter().filter(|ns| !ns.terminating).collect();
+        sorted.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let mut by_label: HashMap<(&str, &str), Vec<&NamespaceInfo>> = HashMap::new();
+        for ns in &sorted {
+            for (key, value) in &ns.labels {
+                by_label
+                    .entry((key.as_str(), value.as_str()))
+                    .or_default()
+                    .push(ns);
+            }
+        }
+        NamespaceIndex {
+            by_name: sorted.iter().map(|ns| (ns.name.as_str(), *ns)).collect(),
+            sorted,
+            by_label,
+        }
+    }
+
+    /// The names of the namespaces `role` binds: by name, by pattern or by its selector (ORed,
+    /// as in Vault).
+    fn bound_by(&self, role: &RoleSpec) -> BTreeSet<&'a str> {
+        let mut targets = BTreeSet::new();
+        for bound in &role.namespaces {
+            match bound.split_once('*') {
+                None => targets.extend(self.by_name.get(bound.as_str()).map(|ns| ns.name.as_str())),
+                Some((prefix, _)) => {
+                    let start = self.sorted.partition_point(|ns| ns.name.as_str() < prefix);
+                    targets.extend(
+                        self.sorted[start..]
+                            .iter()
+                            .take_while(|ns| ns.name.starts_with(prefix))
+                            .filter(|ns| glob_match(bound, &ns.name))
+                            .map(|ns| ns.name.as_str()),
+                    );
+                }
+            }
+        }
+        if let Some(match_labels) = &role.namespace_selector {
+            // The namespaces with the rarest of the pairs, checked for the others; no pair at
+            // all selects every namespace.
+            let candidates: &[&NamespaceInfo] = match match_labels
+                .iter()
+                .map(|(k, v)| {
+                    self.by_label
+                        .get(&(k.as_str(), v.as_str()))
+                        .map_or(&[][..], Vec::as_slice)
+                })
+                .min_by_key(|list| list.len())
+            {
+                Some(rarest) => rarest,
+                None => &self.sorted,
+            };
+            targets.extend(
+                candidates
+                    .iter()
+                    .filter(|ns| {
+                        match_labels
+                            .iter()
+                            .all(|(key, value)| ns.labels.get(key) == Some(value))
+                    })
+                    .map(|ns| ns.name.as_str()),
+            );
+        }
+        targets
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The rule as written: `role` binds `ns` by name, pattern or label selector (ORed).
+    fn role_selects(role: &RoleSpec, ns: &NamespaceInfo) -> bool {
+        let by_name = role
+            .namespaces
+            .iter()
+            .any(|pattern| glob_match(pattern, &ns.name));
+        let by_labels = role.namespace_selector.as_ref().is_some_and(|labels| {
+            labels
                 .iter()
                 .all(|(key, value)| ns.labels.get(key) == Some(value))
         });
-    by_name || by_labels
+        by_name || by_labels
+    }
+
+    fn role(namespaces: Vec<String>, selector: Option<BTreeMap<String, String>>) -> RoleSpec {
+        RoleSpec {
+            key: "r".into(),
+            name: "r".into(),
+            body: Default::default(),
+            service_account_names: vec!["sa".into()],
+            namespaces,
+            namespace_selector: selector,
+        }
+    }
+
+    proptest! {
+        /// The index finds exactly the namespaces the rule selects, among those not being
+        /// deleted, for names, patterns (anywhere in the text) and selectors (none, one or two
+        /// pairs).
+        #[test]
+        fn the_index_binds_what_the_rule_selects(
+            names in proptest::collection::btree_set("[ab-]{0,4}", 0..24),
+            labels in proptest::collection::vec(proptest::collection::btree_map("[kl]", "[xy]", 0..3), 24),
+            terminating in proptest::collection::vec(any::<bool>(), 24),
+            bound in proptest::collection::vec("[ab*-]{0,4}", 0..4),
+            selector in proptest::option::of(proptest::collection::btree_map("[kl]", "[xy]", 0..3)),
+        ) {
+            let namespaces: Vec<NamespaceInfo> = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| NamespaceInfo {
+                    name: name.clone(),
+                    labels: labels[i].clone(),
+                    terminating: terminating[i],
+                })
+                .collect();
+            let role = role(bound, selector);
+            let expected: BTreeSet<&str> = namespaces
+                .iter()
+                .filter(|ns| !ns.terminating && role_selects(&role, ns))
+                .map(|ns| ns.name.as_str())
+                .collect();
+            prop_assert_eq!(NamespaceIndex::new(&namespaces).bound_by(&role), expected);
+        }
+    }
 }
