@@ -152,6 +152,9 @@ impl Reviewer<'_> {
     pub async fn wait_for_token(&self) -> Result<SecretString> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), self.namespace);
         let deadline = tokio::time::Instant::now() + TOKEN_WAIT;
+        // Kubernetes fills a new token Secret in within milliseconds: look again soon, then
+        // less and less often (10 ms doubling up to 200 ms).
+        let mut pause = Duration::from_millis(10);
         loop {
             let got = api
                 .get_opt(REVIEWER_TOKEN_SECRET)
@@ -170,7 +173,8 @@ impl Reviewer<'_> {
                     seconds: TOKEN_WAIT.as_secs(),
                 });
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
         }
     }
 }
