@@ -165,8 +165,8 @@ fn start_watches(
             // `ServiceAccountMeta::observed`). A ServiceAccount's labels play no part in the
             // controller (the plan goes by the annotations; `cleanup` lists on its own).
             meta.annotations
-                .retain(|key, _| key == MANAGED_ANNOTATION || key.starts_with(OWN_PREFIX));
-            meta.labels.clear();
+                .retain_keys(|key| key == MANAGED_ANNOTATION || key.starts_with(OWN_PREFIX));
+            meta.labels = Default::default();
             Some(meta)
         },
         move |sa: &PartialObjectMeta<ServiceAccount>, _| {

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::roles::{Finding, RoleSet, RoleSpec, glob_match};
+use crate::small_map::SmallMap;
 
 /// A ServiceAccount by namespace and name; displays as `namespace/name`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -28,7 +29,7 @@ pub struct NamespaceInfo {
     /// Name.
     pub name: String,
     /// Labels (matched against namespace selectors).
-    pub labels: BTreeMap<String, String>,
+    pub labels: SmallMap,
     /// True while the namespace is being deleted: it gets no new ServiceAccounts.
     pub terminating: bool,
 }
@@ -213,7 +214,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, name)| NamespaceInfo {
                     name: name.clone(),
-                    labels: labels[i].clone(),
+                    labels: labels[i].clone().into(),
                     terminating: terminating[i],
                 })
                 .collect();

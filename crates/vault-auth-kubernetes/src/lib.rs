@@ -32,6 +32,7 @@ pub mod reviewer_plan;
 pub use vak_roles as roles;
 pub mod secret;
 pub mod settings;
+pub mod small_map;
 pub mod sync;
 pub mod telemetry;
 pub mod vault;

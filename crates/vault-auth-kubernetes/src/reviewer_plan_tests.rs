@@ -36,9 +36,9 @@ pub(crate) fn sa(
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         labels: if labelled {
-            managed_labels()
+            managed_labels().into()
         } else {
-            BTreeMap::new()
+            Default::default()
         },
     }
 }

@@ -26,8 +26,8 @@ use crate::error::{Error, Result};
 use crate::k8s::second_writer::{Beat, holder_seen};
 use crate::k8s::snapshot::{ClusterSnapshot, ConfigMapState};
 use crate::names::{
-    MANAGED_SELECTOR, NAMESPACE_READER, REVIEWER_CLUSTER_ROLE_BINDING, REVIEWER_SERVICE_ACCOUNT,
-    ROLES_CONFIGMAP,
+    MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_SELECTOR, NAMESPACE_READER,
+    REVIEWER_CLUSTER_ROLE_BINDING, REVIEWER_SERVICE_ACCOUNT, ROLES_CONFIGMAP,
 };
 use crate::plan::{MountState, refuse_foreign_mount};
 use crate::reviewer_plan::has_managed_label;
@@ -149,7 +149,7 @@ pub fn inventory(
         objects.push(object(Kind::Secret, Some(&ns), name, uid, LABEL_MARK));
     }
     if let Some(sa) = snapshot.service_account(namespace, REVIEWER_SERVICE_ACCOUNT)
-        && has_managed_label(Some(&sa.labels))
+        && sa.labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
         && !sa.is_managed()
     {
         objects.push(object(

@@ -101,7 +101,7 @@ fn unlabelled_reviewer_objects_are_not_the_tools() {
     let mut s = cluster();
     std::sync::Arc::make_mut(&mut s.service_accounts)
         .iter_mut()
-        .for_each(|sa| sa.labels.clear());
+        .for_each(|sa| sa.labels = Default::default());
     s.reviewer_secret.as_mut().unwrap().metadata.labels = None;
     s.configmap = ConfigMapState::Missing;
     let inv = inventory(

@@ -20,6 +20,7 @@ use crate::names::{
     REVIEWER_CLUSTER_ROLE_BINDING, REVIEWER_TOKEN_SECRET, ROLES_ANNOTATION, ROLES_CONFIGMAP,
 };
 use crate::plan::ObservedServiceAccount;
+use crate::small_map::SmallMap;
 
 /// The roles ConfigMap as last seen.
 #[derive(Clone, Debug)]
@@ -36,8 +37,8 @@ pub struct ServiceAccountMeta {
     pub namespace: String,
     pub name: String,
     pub uid: String,
-    pub annotations: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
+    pub annotations: SmallMap,
+    pub labels: SmallMap,
 }
 
 impl ServiceAccountMeta {
@@ -47,8 +48,8 @@ impl ServiceAccountMeta {
             namespace: meta.namespace.clone()?,
             name: meta.name.clone()?,
             uid: meta.uid.clone().unwrap_or_default(),
-            annotations: meta.annotations.clone().unwrap_or_default(),
-            labels: meta.labels.clone().unwrap_or_default(),
+            annotations: meta.annotations.clone().unwrap_or_default().into(),
+            labels: meta.labels.clone().unwrap_or_default().into(),
         })
     }
 
@@ -210,7 +211,7 @@ impl ClusterSnapshot {
 pub fn namespace_info(ns: &PartialObjectMeta<Namespace>) -> Option<NamespaceInfo> {
     Some(NamespaceInfo {
         name: ns.metadata.name.clone()?,
-        labels: ns.metadata.labels.clone().unwrap_or_default(),
+        labels: ns.metadata.labels.clone().unwrap_or_default().into(),
         terminating: ns.metadata.deletion_timestamp.is_some(),
     })
 }
@@ -228,7 +229,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            labels: BTreeMap::new(),
+            labels: Default::default(),
         }
     }
 
