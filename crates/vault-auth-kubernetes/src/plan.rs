@@ -93,8 +93,8 @@ pub struct Observed {
     pub last_written_fingerprint: Option<String>,
     /// Raw role data read from Vault, by name.
     pub vault_roles: BTreeMap<String, Map<String, Value>>,
-    /// Every existing ServiceAccount that is managed or desired (shared: the controller reuses
-    /// it while the ServiceAccounts and bindings are unchanged).
+    /// Every existing ServiceAccount that is managed or desired. Read only when [`plan_with`]
+    /// is not given the ServiceAccount half (the controller gives it and leaves this empty).
     pub service_accounts: Arc<BTreeMap<ServiceAccountRef, ObservedServiceAccount>>,
 }
 
@@ -351,25 +351,28 @@ pub fn plan_with(
             "ConfigMap missing or unreadable: no role or ServiceAccount changed or deleted".into(),
         ),
     }
-    match (input.roles, input.desired_service_accounts) {
-        (Some(roles), Some(desired)) => {
-            let computed;
-            let accounts = match service_accounts {
-                Some(given) => given,
-                None => {
-                    computed =
-                        plan_service_accounts(&roles.rejected, desired, &observed.service_accounts);
-                    &computed
-                }
-            };
-            plan.service_accounts
-                .extend(accounts.actions.iter().cloned());
-            plan.notes.extend(accounts.notes.iter().cloned());
+    let computed;
+    let accounts = match (
+        input.roles,
+        service_accounts,
+        input.desired_service_accounts,
+    ) {
+        (Some(_), Some(given), _) => Some(given),
+        (Some(roles), None, Some(desired)) => {
+            computed = plan_service_accounts(&roles.rejected, desired, &observed.service_accounts);
+            Some(&computed)
         }
-        (Some(_), None) => plan
-            .notes
-            .push("namespaces unknown: ServiceAccounts not planned".into()),
-        (None, _) => {}
+        (Some(_), None, None) => {
+            plan.notes
+                .push("namespaces unknown: ServiceAccounts not planned".into());
+            None
+        }
+        (None, _, _) => None,
+    };
+    if let Some(accounts) = accounts {
+        plan.service_accounts
+            .extend(accounts.actions.iter().cloned());
+        plan.notes.extend(accounts.notes.iter().cloned());
     }
     Ok(plan)
 }

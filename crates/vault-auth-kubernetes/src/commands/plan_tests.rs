@@ -10,13 +10,14 @@ use crate::plan::{DesiredConfig, Observed, ObservedConfig, ObservedServiceAccoun
 use crate::reviewer_plan::plan_reviewer;
 use crate::reviewer_plan::tests::{empty_snapshot, reviewer_in_place};
 use crate::roles::parse_roles;
+use crate::sync::Accounts;
 
 fn namespaces(names: &[&str]) -> Vec<NamespaceInfo> {
     names
         .iter()
         .map(|n| NamespaceInfo {
             name: n.to_string(),
-            labels: BTreeMap::new(),
+            labels: Default::default(),
             terminating: false,
         })
         .collect()
@@ -80,13 +81,24 @@ fn observation(mount: MountState) -> Observation {
         kubernetes_ca_cert: "CA".into(),
         token_reviewer_jwt_set: true,
     });
+    // The managed team-b/web, which no role wants any more.
+    let observed_accounts = BTreeMap::from([(
+        ServiceAccountRef {
+            namespace: "team-b".into(),
+            name: "web".into(),
+        },
+        ObservedServiceAccount {
+            managed: true,
+            roles: BTreeSet::from(["web".to_string()]),
+        },
+    )]);
+    let roles_rejected = roles.rejected.clone();
     Observation {
         // The mount describes its parameters once it exists.
         role_params: (mount == MountState::Kubernetes).then(crate::roles::ServerParams::all),
         roles: Some(roles.into()),
         empty_configmap_held: false,
-        desired_service_accounts: Some(desired.into()),
-        service_account_plan: None,
+        service_accounts: Some(Accounts::of(&roles_rejected, desired, &observed_accounts).into()),
         config: DesiredConfig {
             kubernetes_host: "https://k8s.example:6443".into(),
             kubernetes_ca_cert: "CA".into(),
@@ -97,17 +109,7 @@ fn observation(mount: MountState) -> Observation {
             config,
             last_written_fingerprint: None,
             vault_roles,
-            service_accounts: BTreeMap::from([(
-                ServiceAccountRef {
-                    namespace: "team-b".into(),
-                    name: "web".into(),
-                },
-                ObservedServiceAccount {
-                    managed: true,
-                    roles: BTreeSet::from(["web".to_string()]),
-                },
-            )])
-            .into(),
+            service_accounts: observed_accounts.into(),
         },
     }
 }

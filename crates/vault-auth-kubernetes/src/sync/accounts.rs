@@ -17,15 +17,17 @@ use crate::desired::{
 };
 use crate::k8s::snapshot::{ClusterSnapshot, ServiceAccountMeta};
 use crate::plan::{ObservedServiceAccount, ServiceAccountPlan, plan_service_accounts};
-use crate::roles::{RoleSet, RoleSpec};
+use crate::roles::{Finding, RoleSet, RoleSpec};
 
-/// The ServiceAccount side for one set of inputs.
-#[derive(Clone, Debug)]
+/// What a pass needs of the ServiceAccount side once it is computed. The wanted and observed
+/// ServiceAccounts it was computed from are not kept: at 10,000 namespaces they are megabytes,
+/// and nothing after the plan reads them.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Accounts {
-    pub desired: Arc<DesiredServiceAccounts>,
-    /// Every existing ServiceAccount that is managed or desired.
-    pub observed: Arc<BTreeMap<ServiceAccountRef, ObservedServiceAccount>>,
-    pub plan: Arc<ServiceAccountPlan>,
+    /// Warnings about the bindings (e.g. a name pattern no ServiceAccount can be created for).
+    pub findings: Vec<Finding>,
+    /// The ServiceAccount half of the plan.
+    pub plan: ServiceAccountPlan,
 }
 
 impl Accounts {
@@ -33,17 +35,26 @@ impl Accounts {
     pub fn compute(roles: &RoleSet, snapshot: &ClusterSnapshot) -> Accounts {
         let desired = desired_service_accounts(roles, &snapshot.namespaces);
         let observed = observed_service_accounts(&snapshot.service_accounts, &desired);
-        let plan = plan_service_accounts(&roles.rejected, &desired, &observed);
+        Accounts::of(&roles.rejected, desired, &observed)
+    }
+
+    /// From what the valid roles want (`desired`) and the ServiceAccounts observed (the managed
+    /// and the wanted ones), with the entries `rejected`.
+    pub fn of(
+        rejected: &BTreeSet<String>,
+        desired: DesiredServiceAccounts,
+        observed: &BTreeMap<ServiceAccountRef, ObservedServiceAccount>,
+    ) -> Accounts {
+        let plan = plan_service_accounts(rejected, &desired, observed);
         Accounts {
-            desired: Arc::new(desired),
-            observed: Arc::new(observed),
-            plan: Arc::new(plan),
+            findings: desired.findings,
+            plan,
         }
     }
 }
 
 /// The existing ServiceAccounts the plan considers: the managed ones and the wanted ones.
-pub fn observed_service_accounts(
+fn observed_service_accounts(
     service_accounts: &[ServiceAccountMeta],
     desired: &DesiredServiceAccounts,
 ) -> BTreeMap<ServiceAccountRef, ObservedServiceAccount> {
@@ -72,13 +83,13 @@ struct Memo {
     namespaces: Weak<Vec<NamespaceInfo>>,
     service_accounts: Weak<Vec<ServiceAccountMeta>>,
     bindings: Bindings,
-    accounts: Accounts,
+    accounts: Arc<Accounts>,
 }
 
 impl AccountsMemo {
     /// The ServiceAccount side for `roles` and `snapshot`: the last one when computed from the
     /// same inputs, else computed again (and kept).
-    pub(super) fn get(&self, roles: &RoleSet, snapshot: &ClusterSnapshot) -> Accounts {
+    pub(super) fn get(&self, roles: &RoleSet, snapshot: &ClusterSnapshot) -> Arc<Accounts> {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(memo) = last.as_ref()
             && std::ptr::eq(memo.namespaces.as_ptr(), Arc::as_ptr(&snapshot.namespaces))
@@ -90,7 +101,7 @@ impl AccountsMemo {
         {
             return memo.accounts.clone();
         }
-        let accounts = Accounts::compute(roles, snapshot);
+        let accounts = Arc::new(Accounts::compute(roles, snapshot));
         *last = Some(Memo {
             namespaces: Arc::downgrade(&snapshot.namespaces),
             service_accounts: Arc::downgrade(&snapshot.service_accounts),
@@ -182,7 +193,9 @@ mod tests {
     fn namespace(name: &str) -> NamespaceInfo {
         NamespaceInfo {
             name: name.into(),
-            labels: BTreeMap::from([("team".to_string(), name.to_string())]),
+            labels: [("team".to_string(), name.to_string())]
+                .into_iter()
+                .collect(),
             terminating: false,
         }
     }
@@ -195,11 +208,13 @@ mod tests {
                 namespace: "a".into(),
                 name: "old".into(),
                 uid: "u".into(),
-                annotations: BTreeMap::from([(
+                annotations: [(
                     crate::names::MANAGED_ANNOTATION.to_string(),
                     crate::names::MANAGED_VALUE.to_string(),
-                )]),
-                labels: BTreeMap::new(),
+                )]
+                .into_iter()
+                .collect(),
+                labels: Default::default(),
             }]),
             reviewer_secret: None,
             cluster_role_bindings: vec![],
@@ -221,10 +236,7 @@ mod tests {
 
         let policies = roles(&WEB.replace("p1", "p2"));
         let again = memo.get(&policies, &snap);
-        assert!(
-            Arc::ptr_eq(&first.plan, &again.plan),
-            "a policy edit reuses it"
-        );
+        assert!(Arc::ptr_eq(&first, &again), "a policy edit reuses it");
 
         let cases: Vec<(&str, RoleSet, ClusterSnapshot)> = vec![
             (
@@ -251,14 +263,8 @@ mod tests {
         let mut previous = again;
         for (what, roles, snap) in cases {
             let got = memo.get(&roles, &snap);
-            assert!(
-                !Arc::ptr_eq(&previous.plan, &got.plan),
-                "{what}: computed again"
-            );
-            let fresh = Accounts::compute(&roles, &snap);
-            assert_eq!(*got.plan, *fresh.plan, "{what}");
-            assert_eq!(*got.desired, *fresh.desired, "{what}");
-            assert_eq!(*got.observed, *fresh.observed, "{what}");
+            assert!(!Arc::ptr_eq(&previous, &got), "{what}: computed again");
+            assert_eq!(*got, Accounts::compute(&roles, &snap), "{what}");
             previous = got;
         }
     }

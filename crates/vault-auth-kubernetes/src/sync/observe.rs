@@ -7,17 +7,15 @@ use serde_json::{Map, Value};
 
 use std::sync::Arc;
 
-use crate::desired::DesiredServiceAccounts;
 use crate::error::{Error, Result};
 use crate::k8s::snapshot::ClusterSnapshot;
 use crate::plan::{
-    DesiredConfig, MountState, Observed, ObservedConfig, Plan, PlanInput, RoleAction,
-    ServiceAccountPlan, plan_with,
+    DesiredConfig, MountState, Observed, ObservedConfig, Plan, PlanInput, RoleAction, plan_with,
 };
 use crate::roles::{Finding, RoleSet, ServerParams};
 use crate::secret::Secret as SecretString;
 
-use super::accounts::observed_service_accounts;
+use super::accounts::Accounts;
 use super::entries::Entries;
 
 use super::outcome::{PassReport, Step};
@@ -95,9 +93,8 @@ pub struct Observation {
     /// The role parameters the mount accepts; `None` while it does not exist (the entries are
     /// then checked against every parameter this tool knows).
     pub role_params: Option<ServerParams>,
-    pub desired_service_accounts: Option<Arc<DesiredServiceAccounts>>,
-    /// The ServiceAccount half of the plan, computed with `desired_service_accounts`.
-    pub service_account_plan: Option<Arc<ServiceAccountPlan>>,
+    /// The ServiceAccount side (`None` without entries): see [`super::accounts`].
+    pub service_accounts: Option<Arc<Accounts>>,
     pub config: DesiredConfig,
     pub observed: Observed,
 }
@@ -106,11 +103,10 @@ impl Observation {
     /// Everything validation found: the entries' errors and warnings, then the ServiceAccount
     /// warnings (e.g. a name pattern that cannot be created).
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {
-        self.roles.iter().flat_map(|r| r.findings.iter()).chain(
-            self.desired_service_accounts
-                .iter()
-                .flat_map(|d| d.findings.iter()),
-        )
+        self.roles
+            .iter()
+            .flat_map(|r| r.findings.iter())
+            .chain(self.service_accounts.iter().flat_map(|a| a.findings.iter()))
     }
 
     /// The plan for this observation; `scope` is what the config fingerprint covers besides the
@@ -121,11 +117,13 @@ impl Observation {
             fingerprint_scope: scope,
             roles: self.roles.as_deref(),
             empty_configmap_held: self.empty_configmap_held,
-            desired_service_accounts: self.desired_service_accounts.as_deref(),
+            // Given planned (`service_accounts`), they need not be given again.
+            desired_service_accounts: None,
             config: &self.config,
             observed: &self.observed,
         };
-        plan_with(&input, self.service_account_plan.as_deref()).map_err(Error::from)
+        let accounts = self.service_accounts.as_ref().map(|a| &a.plan);
+        plan_with(&input, accounts).map_err(Error::from)
     }
 }
 
@@ -190,16 +188,9 @@ impl Syncer {
             roles,
             held: empty_configmap_held,
         } = self.entries(snapshot, vault.role_params.as_ref());
-        let accounts = roles
+        let service_accounts = roles
             .as_ref()
             .map(|roles| self.accounts.get(roles, snapshot));
-        let service_accounts = match &accounts {
-            Some(accounts) => accounts.observed.clone(),
-            None => Arc::new(observed_service_accounts(
-                &snapshot.service_accounts,
-                &DesiredServiceAccounts::default(),
-            )),
-        };
 
         let mut last_written = self.last_written.lock().await.clone();
         if last_written.is_none() {
@@ -215,8 +206,7 @@ impl Syncer {
             roles,
             empty_configmap_held,
             role_params: vault.role_params,
-            desired_service_accounts: accounts.as_ref().map(|a| a.desired.clone()),
-            service_account_plan: accounts.map(|a| a.plan),
+            service_accounts,
             config: DesiredConfig {
                 kubernetes_host: self.ctx.cluster.host.clone(),
                 kubernetes_ca_cert: self.ctx.cluster.ca_pem.clone(),
@@ -227,7 +217,8 @@ impl Syncer {
                 config: vault.config,
                 last_written_fingerprint: last_written,
                 vault_roles: vault.roles,
-                service_accounts,
+                // Planned already, in `service_accounts`.
+                service_accounts: Default::default(),
             },
         }
     }
@@ -259,7 +250,7 @@ mod tests {
         assert!(!roles.has_errors(), "{:?}", roles.findings);
         let namespaces = vec![NamespaceInfo {
             name: "ns".into(),
-            labels: BTreeMap::new(),
+            labels: Default::default(),
             terminating: false,
         }];
         let desired = desired_service_accounts(&roles, &namespaces);
@@ -267,8 +258,11 @@ mod tests {
             roles: Some(Arc::new(roles.clone())),
             empty_configmap_held: false,
             role_params: vault.role_params,
-            desired_service_accounts: Some(Arc::new(desired.clone())),
-            service_account_plan: None,
+            service_accounts: Some(Arc::new(Accounts::of(
+                &roles.rejected,
+                desired.clone(),
+                &BTreeMap::new(),
+            ))),
             config: DesiredConfig {
                 kubernetes_host: "https://k:6443".into(),
                 kubernetes_ca_cert: String::new(),
