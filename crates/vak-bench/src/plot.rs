@@ -182,6 +182,9 @@ fn draw(path: &Path, title: &str, y_label: &str, series: &[Series]) -> Result<()
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT_FAMILY, 22))
             .margin(16)
+            // Room for the last x label, which is centred on the right edge (it was cut to
+            // "10000" for 100000).
+            .margin_right(48)
             .x_label_area_size(48)
             .y_label_area_size(72)
             .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
