@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod app;
 pub mod backoff;
+pub mod bounded;
 pub mod cli;
 pub mod commands;
 pub mod context;

@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::json;
@@ -50,22 +49,14 @@ pub async fn apply(
     snapshot: &ClusterSnapshot,
     actions: &[ServiceAccountAction],
 ) -> Vec<StepOutcome> {
-    // Futures built first, then run with bounded concurrency: a stream closure returning a
-    // borrowing async block fails rustc's higher-ranked `Send` check (rust-lang/rust#102211).
-    let work: Vec<_> = actions
-        .iter()
-        .map(|action| async move {
-            let result = apply_one(client, snapshot, action).await;
-            StepOutcome {
-                step: Step::ServiceAccount(action.clone()),
-                result,
-            }
-        })
-        .collect();
-    futures::stream::iter(work)
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await
+    crate::bounded::run(actions, CONCURRENCY, |action| async move {
+        let result = apply_one(client, snapshot, action).await;
+        StepOutcome {
+            step: Step::ServiceAccount(action.clone()),
+            result,
+        }
+    })
+    .await
 }
 
 fn applied() -> Done {

@@ -1,6 +1,5 @@
 //! Carrying out the Vault side of a plan and the ServiceAccounts, one outcome per step.
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -101,16 +100,10 @@ impl Syncer {
         report: &mut PassReport,
     ) {
         let path = self.auth_path();
-        // Futures built first, then run with bounded concurrency (see `VaultClient::read_roles`
-        // for why not a stream closure).
-        let writes: Vec<_> = plan
-            .roles
-            .iter()
-            .map(|action| self.apply_role(&path, action))
-            .collect();
-        let roles = futures::stream::iter(writes)
-            .buffer_unordered(VAULT_CONCURRENCY)
-            .collect::<Vec<StepOutcome>>();
+        let path = &path;
+        let roles = crate::bounded::run(&plan.roles, VAULT_CONCURRENCY, |action| {
+            self.apply_role(path, action)
+        });
         // Vault and Kubernetes are written at the same time: neither waits for the other (a
         // ServiceAccount does not need its role to exist, nor the reverse), so a cold start
         // takes as long as the longer of the two, not their sum.
