@@ -317,14 +317,14 @@ pub async fn observe(syncer: &Syncer, proposed: Option<&Proposed>) -> Result<Pla
     // In the sync's order: Vault first, then the entries as the mount takes them, for the
     // reviewer's plan and the rest alike.
     let vault = syncer.read_vault(mount).await?;
-    let roles = syncer.entries(&snapshot, vault.role_params.as_ref()).roles;
-    let reviewer = plan_reviewer(&snapshot, &settings.namespace, roles.as_deref());
+    let entries = syncer.entries(&snapshot, vault.role_params.as_ref());
+    let reviewer = plan_reviewer(&snapshot, &settings.namespace, entries.roles.as_deref());
     // Without a token the fingerprint cannot match: the config is planned to be written.
     let jwt = match &reviewer.token {
         ReviewerToken::Ready(jwt) => jwt.clone(),
         ReviewerToken::Pending | ReviewerToken::Blocked => SecretString::default(),
     };
-    let observation = syncer.observe_with(&snapshot, vault, jwt).await;
+    let observation = syncer.observe_with(&snapshot, vault, entries, jwt).await;
     let plan = observation.plan(settings.mount.as_str(), &syncer.fingerprint_scope())?;
     let target = Target {
         address: &settings.vault.addr,

@@ -190,9 +190,9 @@ impl Syncer {
         };
         // The entries as the plan will take them (guarded, fitted to the mount): whether the
         // reviewer needs to read namespaces follows from the same valid roles.
-        let roles = self.entries(snapshot, vault.role_params.as_ref()).roles;
+        let entries = self.entries(snapshot, vault.role_params.as_ref());
         let namespace = &self.ctx.settings.namespace;
-        let reviewer_plan = plan_reviewer(snapshot, namespace, roles.as_deref());
+        let reviewer_plan = plan_reviewer(snapshot, namespace, entries.roles.as_deref());
         let reviewer = Reviewer {
             client: &self.ctx.client,
             namespace,
@@ -225,7 +225,9 @@ impl Syncer {
             }
         };
 
-        let mut observation = self.observe_with(snapshot, vault, jwt.clone()).await;
+        let mut observation = self
+            .observe_with(snapshot, vault, entries, jwt.clone())
+            .await;
         let mut plan =
             observation.plan(self.ctx.settings.mount.as_str(), &self.fingerprint_scope())?;
         let stopped = self
@@ -236,7 +238,8 @@ impl Syncer {
             // differ), which only the mount itself can say: read it, and plan the roles again.
             let (enabled, config) = (plan.enable_mount, plan.write_config.take());
             let vault = self.read_vault(self.mount_state().await?).await?;
-            observation = self.observe_with(snapshot, vault, jwt).await;
+            let entries = self.entries(snapshot, vault.role_params.as_ref());
+            observation = self.observe_with(snapshot, vault, entries, jwt).await;
             plan = observation.plan(self.ctx.settings.mount.as_str(), &self.fingerprint_scope())?;
             plan.enable_mount = enabled;
             plan.write_config = config;

@@ -177,17 +177,20 @@ impl Syncer {
         )
     }
 
-    /// Combines what Vault holds with the cluster snapshot. No request.
+    /// Combines what Vault holds with the cluster snapshot and its entries (from
+    /// [`Syncer::entries`] for this `vault`'s parameters, which the caller has already taken for
+    /// the reviewer's plan). No request.
     pub async fn observe_with(
         &self,
         snapshot: &ClusterSnapshot,
         vault: VaultView,
+        entries: Entries,
         reviewer_jwt: SecretString,
     ) -> Observation {
         let Entries {
             roles,
             held: empty_configmap_held,
-        } = self.entries(snapshot, vault.role_params.as_ref());
+        } = entries;
         let service_accounts = roles
             .as_ref()
             .map(|roles| self.accounts.get(roles, snapshot));
