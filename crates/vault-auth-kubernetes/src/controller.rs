@@ -30,7 +30,9 @@ use crate::desired::NamespaceInfo;
 use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::k8s::compact_store::{self, CompactStore, Keyed};
-use crate::k8s::snapshot::{ClusterSnapshot, ConfigMapState, ServiceAccountMeta, namespace_info};
+use crate::k8s::snapshot::{
+    ClusterSnapshot, ConfigMapState, ListChanges, ServiceAccountMeta, namespace_info,
+};
 use crate::names::{
     ALLOW_EMPTY_ANNOTATION, MANAGED_ANNOTATION, NAMESPACE_READER, REVIEWER_CLUSTER_ROLE_BINDING,
     REVIEWER_SERVICE_ACCOUNT, REVIEWER_TOKEN_SECRET, ROLES_CONFIGMAP,
@@ -54,11 +56,17 @@ impl Keyed for NamespaceInfo {
     fn key(&self) -> String {
         self.name.clone()
     }
+    fn group(&self) -> &str {
+        &self.name
+    }
 }
 
 impl Keyed for ServiceAccountMeta {
     fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
+    }
+    fn group(&self) -> &str {
+        &self.namespace
     }
 }
 
@@ -75,10 +83,16 @@ impl Stores {
             .map_or(ConfigMapState::Missing, |cm| {
                 ConfigMapState::Present(Box::new((*cm).clone()))
             });
+        let (namespaces, namespace_cursor) = self.namespaces.listing();
+        let (service_accounts, service_account_cursor) = self.service_accounts.listing();
         ClusterSnapshot {
             configmap,
-            namespaces: self.namespaces.list(),
-            service_accounts: self.service_accounts.list(),
+            namespaces,
+            service_accounts,
+            changes: Some(ListChanges {
+                namespaces: namespace_cursor,
+                service_accounts: service_account_cursor,
+            }),
             reviewer_secret: self
                 .secrets
                 .state()

@@ -475,10 +475,53 @@ pub fn plan_service_accounts(
     desired: &DesiredServiceAccounts,
     observed: &BTreeMap<ServiceAccountRef, ObservedServiceAccount>,
 ) -> ServiceAccountPlan {
-    let mut plan = ServiceAccountPlan::default();
+    ServiceAccountPlan::concat(
+        plan_service_accounts_by_namespace(rejected, desired, observed)
+            .into_iter()
+            .map(|(_, part)| part),
+    )
+}
+
+impl ServiceAccountPlan {
+    /// The parts one after the other (namespaces in order give the whole plan in order).
+    pub fn concat(parts: impl IntoIterator<Item = ServiceAccountPlan>) -> ServiceAccountPlan {
+        let mut plan = ServiceAccountPlan::default();
+        for part in parts {
+            plan.actions.extend(part.actions);
+            plan.notes.extend(part.notes);
+        }
+        plan
+    }
+
+    fn is_empty(&self) -> bool {
+        self.actions.is_empty() && self.notes.is_empty()
+    }
+}
+
+/// The [`ServiceAccountPlan`] cut by namespace, in namespace order, leaving out the namespaces
+/// with nothing to do or say. A ServiceAccount's action depends only on what is wanted and
+/// observed of it and on the rejected entries, so the part of a namespace is the same whatever
+/// other namespaces the inputs hold: the controller plans again only the namespaces that
+/// changed and keeps the other parts.
+pub fn plan_service_accounts_by_namespace(
+    rejected: &BTreeSet<String>,
+    desired: &DesiredServiceAccounts,
+    observed: &BTreeMap<ServiceAccountRef, ObservedServiceAccount>,
+) -> Vec<(String, ServiceAccountPlan)> {
+    let mut parts: Vec<(String, ServiceAccountPlan)> = Vec::new();
+    let mut keep = |part: Option<(String, ServiceAccountPlan)>| {
+        parts.extend(part.filter(|(_, part)| !part.is_empty()));
+    };
+    // The refs come sorted by namespace, so each namespace's part is built in one run.
+    let mut current: Option<(String, ServiceAccountPlan)> = None;
     let refs: BTreeSet<&ServiceAccountRef> =
         desired.accounts.keys().chain(observed.keys()).collect();
     for sa in refs {
+        if current.as_ref().is_some_and(|(ns, _)| *ns != sa.namespace) {
+            keep(current.take());
+        }
+        let (_, plan) =
+            current.get_or_insert_with(|| (sa.namespace.clone(), ServiceAccountPlan::default()));
         let wanted = desired.accounts.get(sa);
         let action = match (wanted, observed.get(sa)) {
             (Some(wanted), None) => ServiceAccountAction::Create {
@@ -533,5 +576,6 @@ pub fn plan_service_accounts(
         };
         plan.actions.push(action);
     }
-    plan
+    keep(current);
+    parts
 }

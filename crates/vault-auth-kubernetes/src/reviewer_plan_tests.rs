@@ -17,6 +17,7 @@ pub(crate) fn empty_snapshot() -> ClusterSnapshot {
         reviewer_secret: None,
         cluster_role_bindings: Vec::new(),
         cluster_roles: Vec::new(),
+        changes: None,
     }
 }
 

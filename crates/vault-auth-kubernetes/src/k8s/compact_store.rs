@@ -10,8 +10,13 @@
 //! The list is copy-on-write: a change while no pass holds the list edits it in place, a change
 //! while one does copies it once. A list handed out is never changed, so two lists are the same
 //! list exactly when they are the same allocation (what [`crate::sync`] relies on to skip work).
+//!
+//! Each change is also logged by group (a ServiceAccount's namespace, a namespace's name), so a
+//! pass can ask which namespaces changed since the list it last planned from and plan only
+//! those again. The log is short and a relist starts a new one: a question it cannot answer
+//! gets `None`, and the asker computes everything again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -23,6 +28,70 @@ pub type Key = String;
 pub trait Keyed {
     /// The object's key.
     fn key(&self) -> Key;
+    /// The group its changes are logged under: a namespaced object's namespace, a namespace's
+    /// own name.
+    fn group(&self) -> &str;
+}
+
+/// Where a list stands in its store's change log: two lists of one store with the same
+/// version are the same list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Version {
+    /// Starts again at every relist (a relist's changes are not logged).
+    epoch: u64,
+    /// Changes applied in this epoch.
+    seq: u64,
+}
+
+/// The groups of the last changes, oldest first. Bounded: a pass that fell further behind than
+/// this plans everything again, which costs less than the changes it missed.
+struct ChangeLog {
+    epoch: u64,
+    /// The sequence number of `groups[0]`.
+    first: u64,
+    groups: VecDeque<String>,
+}
+
+/// How many changes the log keeps.
+const LOG_LIMIT: usize = 4096;
+
+impl ChangeLog {
+    fn version(&self) -> Version {
+        Version {
+            epoch: self.epoch,
+            seq: self.first + self.groups.len() as u64,
+        }
+    }
+
+    fn record(&mut self, group: &str) {
+        if self.groups.len() == LOG_LIMIT {
+            self.groups.pop_front();
+            self.first += 1;
+        }
+        self.groups.push_back(group.to_owned());
+    }
+
+    fn restart(&mut self) {
+        self.epoch += 1;
+        self.first = 0;
+        self.groups.clear();
+    }
+
+    /// The groups changed after `from` up to `to`; None when the log no longer holds them all.
+    fn between(&self, from: Version, to: Version) -> Option<HashSet<String>> {
+        let now = self.version();
+        if from.epoch != self.epoch
+            || to.epoch != self.epoch
+            || from.seq < self.first
+            || from.seq > to.seq
+            || to.seq > now.seq
+        {
+            return None;
+        }
+        let start = usize::try_from(from.seq - self.first).ok()?;
+        let end = usize::try_from(to.seq - self.first).ok()?;
+        Some(self.groups.range(start..end).cloned().collect())
+    }
 }
 
 /// The shared state of a [`CompactStore`].
@@ -33,6 +102,7 @@ struct Inner<T> {
     /// A relist in progress: what it has listed so far. Swapped in when it is done, so a pass
     /// never sees a half-listed cluster.
     relist: Option<(Vec<T>, HashMap<Key, usize>)>,
+    log: ChangeLog,
 }
 
 /// The reading side: cheap to clone, shared with the task that applies the watch's events.
@@ -62,6 +132,11 @@ pub fn store<T>() -> (CompactStore<T>, Writer<T>) {
         items: Arc::new(Vec::new()),
         index: HashMap::new(),
         relist: None,
+        log: ChangeLog {
+            epoch: 0,
+            first: 0,
+            groups: VecDeque::new(),
+        },
     }));
     let (ready_tx, ready_rx) = watch::channel(false);
     (
@@ -82,10 +157,54 @@ impl<T> CompactStore<T> {
         lock(&self.inner).items.clone()
     }
 
+    /// Every object, and a cursor that can tell which groups changed since an earlier one.
+    pub fn listing(&self) -> (Arc<Vec<T>>, Cursor<T>) {
+        let inner = lock(&self.inner);
+        let cursor = Cursor {
+            store: self.clone(),
+            at: inner.log.version(),
+        };
+        (inner.items.clone(), cursor)
+    }
+
     /// Waits for the first complete list; fails when the watch task ended before it.
     pub async fn wait_until_ready(&self) -> Result<(), watch::error::RecvError> {
         let mut ready = self.ready.clone();
         ready.wait_for(|ready| *ready).await.map(|_| ())
+    }
+}
+
+/// A list's place in its store's change log (see [`CompactStore::listing`]).
+pub struct Cursor<T> {
+    store: CompactStore<T>,
+    at: Version,
+}
+
+impl<T> Clone for Cursor<T> {
+    fn clone(&self) -> Self {
+        Cursor {
+            store: self.store.clone(),
+            at: self.at,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Cursor<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cursor").field("at", &self.at).finish()
+    }
+}
+
+impl<T> Cursor<T> {
+    /// Its version, to keep and ask [`Cursor::changed_since`] with later.
+    pub fn version(&self) -> Version {
+        self.at
+    }
+
+    /// The groups whose objects changed between the list of `earlier` and this one; None when
+    /// that is no longer known (a relist came between, or too many changes).
+    pub fn changed_since(&self, earlier: Version) -> Option<HashSet<String>> {
+        lock(&self.store.inner).log.between(earlier, self.at)
     }
 }
 
@@ -113,6 +232,7 @@ impl<T: Clone + Keyed> Writer<T> {
         if let Some((items, index)) = inner.relist.take() {
             inner.items = Arc::new(items);
             inner.index = index;
+            inner.log.restart();
         }
         self.ready.send_replace(true);
     }
@@ -120,6 +240,7 @@ impl<T: Clone + Keyed> Writer<T> {
     /// An object was added or changed.
     pub fn apply(&self, item: T) {
         let inner = &mut *lock(&self.inner);
+        inner.log.record(item.group());
         upsert(Arc::make_mut(&mut inner.items), &mut inner.index, item);
     }
 
@@ -129,6 +250,7 @@ impl<T: Clone + Keyed> Writer<T> {
         let Some(at) = inner.index.remove(&item.key()) else {
             return;
         };
+        inner.log.record(item.group());
         let items = Arc::make_mut(&mut inner.items);
         items.swap_remove(at);
         // The last item moved into the hole: point its key there.
@@ -156,6 +278,9 @@ mod tests {
     impl Keyed for (String, u32) {
         fn key(&self) -> Key {
             self.0.clone()
+        }
+        fn group(&self) -> &str {
+            self.0.split('/').next().unwrap_or_default()
         }
     }
 
@@ -212,5 +337,57 @@ mod tests {
         let weak = Arc::downgrade(&store.list());
         writer.apply(item("b", 1));
         assert!(!std::ptr::eq(weak.as_ptr(), Arc::as_ptr(&store.list())));
+    }
+
+    /// The log tells exactly the groups changed between two listings, and nothing once a relist
+    /// came between or the log dropped changes it would need.
+    #[test]
+    fn cursors_tell_the_groups_changed_between_listings() {
+        let (store, writer) = store();
+        writer.relist_started();
+        writer.relisted(item("a/x", 1));
+        writer.relist_done();
+        let (_, first) = store.listing();
+        assert_eq!(first.changed_since(first.version()), Some(HashSet::new()));
+
+        writer.apply(item("a/x", 2));
+        writer.apply(item("b/y", 1));
+        let (_, second) = store.listing();
+        writer.delete(&item("b/y", 1));
+        writer.delete(&item("c/none", 1));
+        writer.apply(item("d/z", 1));
+        let (_, third) = store.listing();
+        let groups = |names: &[&str]| Some(names.iter().map(|n| n.to_string()).collect());
+        assert_eq!(second.changed_since(first.version()), groups(&["a", "b"]));
+        assert_eq!(third.changed_since(second.version()), groups(&["b", "d"]));
+        assert_eq!(
+            third.changed_since(first.version()),
+            groups(&["a", "b", "d"])
+        );
+        assert_eq!(first.changed_since(third.version()), None, "not backwards");
+
+        for i in 0..LOG_LIMIT {
+            writer.apply(item(&format!("n{i}/x"), 1));
+        }
+        let (_, fourth) = store.listing();
+        assert_eq!(
+            fourth.changed_since(second.version()),
+            None,
+            "dropped from the log"
+        );
+        assert_eq!(
+            fourth.changed_since(third.version()).map(|g| g.len()),
+            Some(LOG_LIMIT)
+        );
+
+        writer.relist_started();
+        writer.relisted(item("a/x", 3));
+        writer.relist_done();
+        let (_, fifth) = store.listing();
+        assert_eq!(
+            fifth.changed_since(fourth.version()),
+            None,
+            "a relist came between"
+        );
     }
 }

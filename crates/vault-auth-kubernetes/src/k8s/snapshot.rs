@@ -15,6 +15,7 @@ use kube::core::PartialObjectMeta;
 
 use crate::desired::{NamespaceInfo, ServiceAccountRef};
 use crate::error::{Error, Result};
+use crate::k8s::compact_store::Cursor;
 use crate::names::{
     ALLOW_EMPTY_ANNOTATION, MANAGED_ANNOTATION, MANAGED_VALUE, NAMESPACE_READER,
     REVIEWER_CLUSTER_ROLE_BINDING, REVIEWER_TOKEN_SECRET, ROLES_ANNOTATION, ROLES_CONFIGMAP,
@@ -99,6 +100,17 @@ pub struct ClusterSnapshot {
     pub cluster_role_bindings: Vec<ClusterRoleBinding>,
     /// The ClusterRole of the tool's name (the namespace reader), whoever made it.
     pub cluster_roles: Vec<ClusterRole>,
+    /// Where `namespaces` and `service_accounts` stand in their watch caches' change logs, so
+    /// a pass can plan again only the namespaces that changed since the last one. None for a
+    /// snapshot listed by a one-shot command.
+    pub changes: Option<ListChanges>,
+}
+
+/// The change-log cursors of a snapshot's namespace and ServiceAccount lists.
+#[derive(Clone, Debug)]
+pub struct ListChanges {
+    pub namespaces: Cursor<NamespaceInfo>,
+    pub service_accounts: Cursor<ServiceAccountMeta>,
 }
 
 impl ClusterSnapshot {
@@ -203,6 +215,7 @@ impl ClusterSnapshot {
             reviewer_secret,
             cluster_role_bindings,
             cluster_roles,
+            changes: None,
         })
     }
 }

@@ -1,22 +1,33 @@
 //! The ServiceAccount side of a pass: which ServiceAccounts the roles want, which exist, and
 //! the ServiceAccount half of the plan ([`plan_service_accounts`]).
 //!
-//! With thousands of namespaces this is most of a pass's work, and most passes do not change
-//! any of its inputs: an edit of a role's policies, TTLs or audience touches no
-//! ServiceAccount. So the last result is kept and reused while its inputs are the same ones:
-//! the same namespace and ServiceAccount lists (the controller's watch caches hand out the same
-//! shared list until their watch sees a change) and the same bindings (each valid role's bound
-//! names, namespaces and selector, and the rejected entries). Any other change computes it all
-//! again, by the same functions a one-shot `plan` uses.
+//! With thousands of namespaces this is most of a pass's work, and most passes change little
+//! of its inputs. So the last result is kept, cut by namespace, and:
+//! - reused whole while its inputs are the same ones: the same namespace and ServiceAccount
+//!   lists (the controller's watch caches hand out the same shared list until their watch sees
+//!   a change) and the same bindings (each valid role's bound names, namespaces and selector,
+//!   and the rejected entries): an edit of a role's policies, TTLs or audience touches no
+//!   ServiceAccount;
+//! - planned again for the changed namespaces only, when the bindings are the same and the
+//!   caches' change logs tell which namespaces' objects changed (a namespace created, a
+//!   ServiceAccount's own watch event): a namespace's part depends on nothing outside it;
+//! - computed again whole otherwise (a binding changed, a relist, many namespaces changed),
+//!   by the same functions a one-shot `plan` uses.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 
+use tracing::debug;
+
 use crate::desired::{
     DesiredServiceAccounts, NamespaceInfo, ServiceAccountRef, desired_service_accounts,
 };
+use crate::k8s::compact_store::Version;
 use crate::k8s::snapshot::{ClusterSnapshot, ServiceAccountMeta};
-use crate::plan::{ObservedServiceAccount, ServiceAccountPlan, plan_service_accounts};
+use crate::plan::{
+    ObservedServiceAccount, ServiceAccountPlan, plan_service_accounts,
+    plan_service_accounts_by_namespace,
+};
 use crate::roles::{Finding, RoleSet, RoleSpec};
 
 /// What a pass needs of the ServiceAccount side once it is computed. The wanted and observed
@@ -34,7 +45,7 @@ impl Accounts {
     /// Computes it from scratch.
     pub fn compute(roles: &RoleSet, snapshot: &ClusterSnapshot) -> Accounts {
         let desired = desired_service_accounts(roles, &snapshot.namespaces);
-        let observed = observed_service_accounts(&snapshot.service_accounts, &desired);
+        let observed = observed_service_accounts(snapshot.service_accounts.iter(), &desired);
         Accounts::of(&roles.rejected, desired, &observed)
     }
 
@@ -54,8 +65,8 @@ impl Accounts {
 }
 
 /// The existing ServiceAccounts the plan considers: the managed ones and the wanted ones.
-fn observed_service_accounts(
-    service_accounts: &[ServiceAccountMeta],
+fn observed_service_accounts<'a>(
+    service_accounts: impl Iterator<Item = &'a ServiceAccountMeta>,
     desired: &DesiredServiceAccounts,
 ) -> BTreeMap<ServiceAccountRef, ObservedServiceAccount> {
     // Looked up by borrowed names: thousands of ServiceAccounts are not copied to be looked up.
@@ -65,11 +76,25 @@ fn observed_service_accounts(
         .map(|sa| (sa.namespace.as_str(), sa.name.as_str()))
         .collect();
     service_accounts
-        .iter()
         .filter(|sa| sa.is_managed() || wanted.contains(&(sa.namespace.as_str(), sa.name.as_str())))
         .map(|sa| (sa.reference(), sa.observed()))
         .collect()
 }
+
+/// How [`AccountsMemo::get`] came to its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Planned {
+    /// The last result, as it was.
+    Reused,
+    /// The last result with this many namespaces planned again.
+    Namespaces(usize),
+    /// Everything computed again.
+    All,
+}
+
+/// At most this share of the namespaces (1/8) is planned again one by one; more changed ones
+/// cost less planned all at once.
+const INCREMENTAL_SHARE: usize = 8;
 
 /// The last result and what it was computed from. The lists are held weakly: only their
 /// identity matters (a held `Weak` keeps the address from being reused), and holding them
@@ -82,33 +107,134 @@ pub(super) struct AccountsMemo {
 struct Memo {
     namespaces: Weak<Vec<NamespaceInfo>>,
     service_accounts: Weak<Vec<ServiceAccountMeta>>,
+    /// Where the two lists stood in their caches' change logs (None for listed snapshots).
+    versions: Option<(Version, Version)>,
     bindings: Bindings,
+    /// The plan by namespace, for the namespaces with something to do or say.
+    parts: BTreeMap<String, ServiceAccountPlan>,
     accounts: Arc<Accounts>,
+}
+
+impl Memo {
+    /// The namespaces whose objects changed between this memo's lists and `snapshot`'s, when
+    /// the change logs still know.
+    fn changed_namespaces(&self, snapshot: &ClusterSnapshot) -> Option<HashSet<String>> {
+        let (namespaces_at, service_accounts_at) = self.versions?;
+        let changes = snapshot.changes.as_ref()?;
+        let mut changed = changes.namespaces.changed_since(namespaces_at)?;
+        changed.extend(
+            changes
+                .service_accounts
+                .changed_since(service_accounts_at)?,
+        );
+        Some(changed)
+    }
 }
 
 impl AccountsMemo {
     /// The ServiceAccount side for `roles` and `snapshot`: the last one when computed from the
-    /// same inputs, else computed again (and kept).
+    /// same inputs, else computed again, for the changed namespaces or whole (and kept).
     pub(super) fn get(&self, roles: &RoleSet, snapshot: &ClusterSnapshot) -> Arc<Accounts> {
+        let (accounts, planned) = self.get_and_tell(roles, snapshot);
+        debug!(?planned, "ServiceAccount side of the plan");
+        accounts
+    }
+
+    /// [`AccountsMemo::get`], telling how it came to its answer.
+    pub(super) fn get_and_tell(
+        &self,
+        roles: &RoleSet,
+        snapshot: &ClusterSnapshot,
+    ) -> (Arc<Accounts>, Planned) {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(memo) = last.as_ref()
-            && std::ptr::eq(memo.namespaces.as_ptr(), Arc::as_ptr(&snapshot.namespaces))
-            && std::ptr::eq(
-                memo.service_accounts.as_ptr(),
-                Arc::as_ptr(&snapshot.service_accounts),
+        let versions = snapshot.changes.as_ref().map(|changes| {
+            (
+                changes.namespaces.version(),
+                changes.service_accounts.version(),
             )
-            && memo.bindings.same_as(roles)
+        });
+        let same_bindings = last
+            .as_ref()
+            .is_some_and(|memo| memo.bindings.same_as(roles));
+        if let Some(memo) = last.as_mut()
+            && same_bindings
         {
-            return memo.accounts.clone();
+            if std::ptr::eq(memo.namespaces.as_ptr(), Arc::as_ptr(&snapshot.namespaces))
+                && std::ptr::eq(
+                    memo.service_accounts.as_ptr(),
+                    Arc::as_ptr(&snapshot.service_accounts),
+                )
+            {
+                return (memo.accounts.clone(), Planned::Reused);
+            }
+            if let Some(changed) = memo.changed_namespaces(snapshot)
+                && changed.len() * INCREMENTAL_SHARE <= snapshot.namespaces.len().max(64)
+            {
+                let findings = memo.replan(roles, snapshot, &changed);
+                memo.namespaces = Arc::downgrade(&snapshot.namespaces);
+                memo.service_accounts = Arc::downgrade(&snapshot.service_accounts);
+                memo.versions = versions;
+                memo.accounts = Arc::new(Accounts {
+                    findings,
+                    plan: ServiceAccountPlan::concat(memo.parts.values().cloned()),
+                });
+                return (memo.accounts.clone(), Planned::Namespaces(changed.len()));
+            }
         }
-        let accounts = Arc::new(Accounts::compute(roles, snapshot));
+        let desired = desired_service_accounts(roles, &snapshot.namespaces);
+        let observed = observed_service_accounts(snapshot.service_accounts.iter(), &desired);
+        let parts: BTreeMap<String, ServiceAccountPlan> =
+            plan_service_accounts_by_namespace(&roles.rejected, &desired, &observed)
+                .into_iter()
+                .collect();
+        let accounts = Arc::new(Accounts {
+            findings: desired.findings,
+            plan: ServiceAccountPlan::concat(parts.values().cloned()),
+        });
         *last = Some(Memo {
             namespaces: Arc::downgrade(&snapshot.namespaces),
             service_accounts: Arc::downgrade(&snapshot.service_accounts),
+            versions,
             bindings: Bindings::of(roles),
+            parts,
             accounts: accounts.clone(),
         });
-        accounts
+        (accounts, Planned::All)
+    }
+}
+
+impl Memo {
+    /// Plans the `changed` namespaces again into `parts`, by the same functions as a whole
+    /// computation restricted to them; returns the findings (which depend on the roles only).
+    fn replan(
+        &mut self,
+        roles: &RoleSet,
+        snapshot: &ClusterSnapshot,
+        changed: &HashSet<String>,
+    ) -> Vec<Finding> {
+        let namespaces: Vec<NamespaceInfo> = snapshot
+            .namespaces
+            .iter()
+            .filter(|ns| changed.contains(&ns.name))
+            .cloned()
+            .collect();
+        let desired = desired_service_accounts(roles, &namespaces);
+        let observed = observed_service_accounts(
+            snapshot
+                .service_accounts
+                .iter()
+                .filter(|sa| changed.contains(&sa.namespace)),
+            &desired,
+        );
+        for namespace in changed {
+            self.parts.remove(namespace);
+        }
+        self.parts.extend(plan_service_accounts_by_namespace(
+            &roles.rejected,
+            &desired,
+            &observed,
+        ));
+        desired.findings
     }
 }
 
@@ -219,6 +345,7 @@ mod tests {
             reviewer_secret: None,
             cluster_role_bindings: vec![],
             cluster_roles: vec![],
+            changes: None,
         }
     }
 
@@ -267,5 +394,236 @@ mod tests {
             assert_eq!(*got, Accounts::compute(&roles, &snap), "{what}");
             previous = got;
         }
+    }
+
+    /// What the controller's caches do, in small: a store per list, changed by events.
+    struct Caches {
+        namespaces: crate::k8s::compact_store::CompactStore<NamespaceInfo>,
+        namespace_writer: crate::k8s::compact_store::Writer<NamespaceInfo>,
+        service_accounts: crate::k8s::compact_store::CompactStore<ServiceAccountMeta>,
+        service_account_writer: crate::k8s::compact_store::Writer<ServiceAccountMeta>,
+    }
+
+    impl Caches {
+        fn new() -> Caches {
+            let (namespaces, namespace_writer) = crate::k8s::compact_store::store();
+            let (service_accounts, service_account_writer) = crate::k8s::compact_store::store();
+            let caches = Caches {
+                namespaces,
+                namespace_writer,
+                service_accounts,
+                service_account_writer,
+            };
+            caches.relist();
+            caches
+        }
+
+        /// A relist of both that finds what the stores hold.
+        fn relist(&self) {
+            let (namespaces, service_accounts) =
+                (self.namespaces.list(), self.service_accounts.list());
+            self.namespace_writer.relist_started();
+            namespaces
+                .iter()
+                .for_each(|ns| self.namespace_writer.relisted(ns.clone()));
+            self.namespace_writer.relist_done();
+            self.service_account_writer.relist_started();
+            service_accounts
+                .iter()
+                .for_each(|sa| self.service_account_writer.relisted(sa.clone()));
+            self.service_account_writer.relist_done();
+        }
+
+        /// As `Stores::snapshot` builds it.
+        fn snapshot(&self) -> ClusterSnapshot {
+            let (namespaces, namespace_cursor) = self.namespaces.listing();
+            let (service_accounts, service_account_cursor) = self.service_accounts.listing();
+            ClusterSnapshot {
+                namespaces,
+                service_accounts,
+                changes: Some(crate::k8s::snapshot::ListChanges {
+                    namespaces: namespace_cursor,
+                    service_accounts: service_account_cursor,
+                }),
+                ..snapshot(&[])
+            }
+        }
+    }
+
+    fn account(namespace: &str, name: &str, managed: bool, roles: &str) -> ServiceAccountMeta {
+        let mut annotations = vec![(
+            crate::names::ROLES_ANNOTATION.to_string(),
+            roles.to_string(),
+        )];
+        if managed {
+            annotations.push((
+                crate::names::MANAGED_ANNOTATION.to_string(),
+                crate::names::MANAGED_VALUE.to_string(),
+            ));
+        }
+        ServiceAccountMeta {
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: format!("{namespace}/{name}"),
+            annotations: annotations.into_iter().collect(),
+            labels: Default::default(),
+        }
+    }
+
+    /// Bindings by name list, pattern and selector, and (`broken`) a rejected entry.
+    fn role_set(which: u8) -> RoleSet {
+        let mut data = BTreeMap::from([
+            (
+                "web".to_string(),
+                r#"{"bound_service_account_names": ["app", "api"], "bound_service_account_namespaces": ["n0", "n2", "n9"]}"#.to_string(),
+            ),
+            (
+                "pat".to_string(),
+                r#"{"bound_service_account_names": ["app"], "bound_service_account_namespaces": ["n1*", "n3"]}"#.to_string(),
+            ),
+        ]);
+        if which & 1 == 1 {
+            data.insert(
+                "sel".into(),
+                r#"{"bound_service_account_names": ["api", "x*"], "bound_service_account_namespace_selector": "{\"matchLabels\": {\"team\": \"x\"}}"}"#.into(),
+            );
+        }
+        if which & 2 == 2 {
+            data.insert("bad".into(), "{".into());
+        }
+        parse_roles(&data)
+    }
+
+    #[derive(Clone, Debug)]
+    enum Change {
+        Namespace {
+            n: u8,
+            team_x: bool,
+            terminating: bool,
+        },
+        NamespaceGone(u8),
+        Account {
+            n: u8,
+            name: u8,
+            managed: bool,
+            roles: u8,
+        },
+        AccountGone {
+            n: u8,
+            name: u8,
+        },
+        Roles(u8),
+        Relist,
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            3 => (0..12u8, any::<bool>(), any::<bool>()).prop_map(|(n, team_x, terminating)| {
+                Change::Namespace { n, team_x, terminating }
+            }),
+            1 => (0..12u8).prop_map(Change::NamespaceGone),
+            4 => (0..13u8, 0..3u8, any::<bool>(), 0..8u8).prop_map(|(n, name, managed, roles)| {
+                Change::Account { n, name, managed, roles }
+            }),
+            2 => (0..13u8, 0..3u8).prop_map(|(n, name)| Change::AccountGone { n, name }),
+            1 => (0..4u8).prop_map(Change::Roles),
+            1 => Just(Change::Relist),
+        ]
+    }
+
+    const NAMES: [&str; 3] = ["app", "api", "other"];
+    const ROLE_NAMES: [&str; 3] = ["web", "sel", "bad"];
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever changes arrive, and however the memo answers (reused, some namespaces
+        /// again, everything), the answer is what a computation from scratch gives.
+        #[test]
+        fn answers_as_computed_from_scratch(changes in proptest::collection::vec(change(), 1..40)) {
+            let caches = Caches::new();
+            let memo = AccountsMemo::default();
+            let mut roles = role_set(0);
+            for change in changes {
+                match change {
+                    Change::Namespace { n, team_x, terminating } => {
+                        caches.namespace_writer.apply(NamespaceInfo {
+                            name: format!("n{n}"),
+                            labels: [("team".to_string(), if team_x { "x" } else { "y" }.to_string())]
+                                .into_iter()
+                                .collect(),
+                            terminating,
+                        });
+                    }
+                    Change::NamespaceGone(n) => caches.namespace_writer.delete(&namespace(&format!("n{n}"))),
+                    Change::Account { n, name, managed, roles } => {
+                        let recorded: Vec<&str> = (0..3)
+                            .filter(|bit| roles & (1 << bit) != 0)
+                            .map(|bit| ROLE_NAMES[bit])
+                            .collect();
+                        caches.service_account_writer.apply(account(
+                            &format!("n{n}"),
+                            NAMES[usize::from(name)],
+                            managed,
+                            &recorded.join(","),
+                        ));
+                    }
+                    Change::AccountGone { n, name } => caches
+                        .service_account_writer
+                        .delete(&account(&format!("n{n}"), NAMES[usize::from(name)], true, "")),
+                    Change::Roles(which) => roles = role_set(which),
+                    Change::Relist => caches.relist(),
+                }
+                let snap = caches.snapshot();
+                let (got, _) = memo.get_and_tell(&roles, &snap);
+                prop_assert_eq!(&*got, &Accounts::compute(&roles, &snap));
+            }
+        }
+    }
+
+    /// A namespace created, then the ServiceAccounts created in it: each plans that one
+    /// namespace again, not the others.
+    #[test]
+    fn a_change_in_one_namespace_plans_that_namespace_again() {
+        let caches = Caches::new();
+        for n in 0..9 {
+            caches.namespace_writer.apply(namespace(&format!("n{n}")));
+        }
+        for n in 0..100 {
+            caches
+                .namespace_writer
+                .apply(namespace(&format!("other{n}")));
+        }
+        let memo = AccountsMemo::default();
+        let roles = role_set(0);
+        let (first, planned) = memo.get_and_tell(&roles, &caches.snapshot());
+        assert_eq!(planned, Planned::All);
+        assert_eq!(first.plan.actions.len(), 4 + 2, "{:?}", first.plan);
+
+        let (again, planned) = memo.get_and_tell(&roles, &caches.snapshot());
+        assert_eq!(planned, Planned::Reused);
+        assert!(Arc::ptr_eq(&first, &again));
+
+        caches.namespace_writer.apply(namespace("n9"));
+        let snap = caches.snapshot();
+        let (got, planned) = memo.get_and_tell(&roles, &snap);
+        assert_eq!(planned, Planned::Namespaces(1));
+        assert_eq!(got.plan.actions.len(), first.plan.actions.len() + 2);
+        assert_eq!(*got, Accounts::compute(&roles, &snap));
+
+        for name in ["app", "api"] {
+            caches
+                .service_account_writer
+                .apply(account("n9", name, true, "web"));
+        }
+        let snap = caches.snapshot();
+        let (got, planned) = memo.get_and_tell(&roles, &snap);
+        assert_eq!(planned, Planned::Namespaces(1));
+        assert_eq!(got.plan.actions.len(), first.plan.actions.len());
+        assert_eq!(*got, Accounts::compute(&roles, &snap));
+
+        caches.relist();
+        let (_, planned) = memo.get_and_tell(&roles, &caches.snapshot());
+        assert_eq!(planned, Planned::All, "a relist leaves no log to go by");
     }
 }
