@@ -181,14 +181,14 @@ impl AccountsMemo {
                 return (memo.accounts.clone(), Planned::Namespaces(changed.len()));
             }
         }
-        let desired = desired_service_accounts(roles, &snapshot.namespaces);
-        let observed = observed_service_accounts(snapshot.service_accounts.iter(), &desired);
-        let parts: BTreeMap<String, ServiceAccountPlan> =
-            plan_service_accounts_by_namespace(&roles.rejected, &desired, &observed)
-                .into_iter()
-                .collect();
+        let (findings, parts) = plan_parts(
+            roles,
+            &snapshot.namespaces,
+            snapshot.service_accounts.iter(),
+        );
+        let parts: BTreeMap<String, ServiceAccountPlan> = parts.into_iter().collect();
         let accounts = Arc::new(Accounts {
-            findings: desired.findings,
+            findings,
             plan: ServiceAccountPlan::concat(parts.values().cloned()),
         });
         *last = Some(Memo {
@@ -218,24 +218,33 @@ impl Memo {
             .filter(|ns| changed.contains(&ns.name))
             .cloned()
             .collect();
-        let desired = desired_service_accounts(roles, &namespaces);
-        let observed = observed_service_accounts(
+        let (findings, parts) = plan_parts(
+            roles,
+            &namespaces,
             snapshot
                 .service_accounts
                 .iter()
                 .filter(|sa| changed.contains(&sa.namespace)),
-            &desired,
         );
         for namespace in changed {
             self.parts.remove(namespace);
         }
-        self.parts.extend(plan_service_accounts_by_namespace(
-            &roles.rejected,
-            &desired,
-            &observed,
-        ));
-        desired.findings
+        self.parts.extend(parts);
+        findings
     }
+}
+
+/// The findings and the plan by namespace for these namespaces and ServiceAccounts: the
+/// whole cluster, or only the namespaces that changed (the same steps either way).
+fn plan_parts<'a>(
+    roles: &RoleSet,
+    namespaces: &[NamespaceInfo],
+    service_accounts: impl Iterator<Item = &'a ServiceAccountMeta>,
+) -> (Vec<Finding>, Vec<(String, ServiceAccountPlan)>) {
+    let desired = desired_service_accounts(roles, namespaces);
+    let observed = observed_service_accounts(service_accounts, &desired);
+    let parts = plan_service_accounts_by_namespace(&roles.rejected, &desired, &observed);
+    (desired.findings, parts)
 }
 
 /// What of the entries the ServiceAccount side reads: every valid role's key, bound names,
