@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -59,8 +60,10 @@ pub struct RoleSpec {
     /// Vault role name (= key lowercased, as Vault stores it).
     pub name: String,
     /// Full normalised body to write: every parameter Vault accepts, defaults filled, durations
-    /// in seconds, lists as arrays, selector as canonical JSON string.
-    pub body: Map<String, Value>,
+    /// in seconds, lists as arrays, selector as canonical JSON string. Shared: the parse cache,
+    /// the plan, the outcomes and the controller's view of Vault hold this one body (a thousand
+    /// roles of ~25 fields each are megabytes per copy).
+    pub body: Arc<Map<String, Value>>,
     /// `bound_service_account_names` (may hold patterns such as `*` or `app-*`).
     pub service_account_names: Vec<String>,
     /// `bound_service_account_namespaces` (may hold patterns).

@@ -262,7 +262,7 @@ impl Parser<'_> {
             service_account_names: strings(NAMES),
             namespaces: strings(NAMESPACES),
             namespace_selector,
-            body,
+            body: body.into(),
         })
     }
 }

@@ -69,7 +69,10 @@ impl RoleSet {
             let mut refused = Vec::new();
             for param in &missing {
                 let kind = fields::param(param).expect("from the table").kind;
-                match spec.body.remove(*param) {
+                if !spec.body.contains_key(*param) {
+                    continue;
+                }
+                match std::sync::Arc::make_mut(&mut spec.body).remove(*param) {
                     Some(value) if value != fields::default_value(kind) && value != Value::Null => {
                         refused.push(*param);
                     }

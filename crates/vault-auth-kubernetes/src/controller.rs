@@ -30,6 +30,7 @@ use crate::desired::NamespaceInfo;
 use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::k8s::compact_store::{self, CompactStore, Keyed};
+use crate::k8s::interner::Interner;
 use crate::k8s::snapshot::{
     ClusterSnapshot, ConfigMapState, ListChanges, ServiceAccountMeta, namespace_info,
 };
@@ -53,20 +54,22 @@ pub struct Stores {
 }
 
 impl Keyed for NamespaceInfo {
-    fn key(&self) -> String {
+    type Key = Arc<str>;
+    fn key(&self) -> Arc<str> {
         self.name.clone()
     }
-    fn group(&self) -> &str {
-        &self.name
+    fn group(&self) -> Arc<str> {
+        self.name.clone()
     }
 }
 
 impl Keyed for ServiceAccountMeta {
-    fn key(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
+    type Key = (Arc<str>, Arc<str>);
+    fn key(&self) -> (Arc<str>, Arc<str>) {
+        (self.namespace.clone(), self.name.clone())
     }
-    fn group(&self) -> &str {
-        &self.namespace
+    fn group(&self) -> Arc<str> {
+        self.namespace.clone()
     }
 }
 
@@ -80,9 +83,8 @@ impl Stores {
             .state()
             .into_iter()
             .find(|cm| cm.metadata.name.as_deref() == Some(ROLES_CONFIGMAP))
-            .map_or(ConfigMapState::Missing, |cm| {
-                ConfigMapState::Present(Box::new((*cm).clone()))
-            });
+            // The cache's own copy, shared: a thousand entries are not copied for every pass.
+            .map_or(ConfigMapState::Missing, ConfigMapState::Present);
         let (namespaces, namespace_cursor) = self.namespaces.listing();
         let (service_accounts, service_account_cursor) = self.service_accounts.listing();
         ClusterSnapshot {
@@ -160,11 +162,18 @@ fn start_watches(
         configmap_changed(),
         tasks,
     );
+    // One copy of each name for both caches (see `Interner`).
+    let names = Arc::new(std::sync::Mutex::new(Interner::default()));
+    let shared = names.clone();
     let namespaces = watch_compact(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
         cfg.clone(),
         w.clone(),
-        namespace_info,
+        move |ns: &PartialObjectMeta<Namespace>| {
+            let mut info = namespace_info(ns)?;
+            info.name = lock(&shared).get(&info.name);
+            Some(info)
+        },
         |_, _| true,
         tasks,
     );
@@ -173,14 +182,13 @@ fn start_watches(
         Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()),
         cfg.clone(),
         w.clone(),
-        |sa: &PartialObjectMeta<ServiceAccount>| {
-            let mut meta = ServiceAccountMeta::from_meta(&sa.metadata)?;
-            // Kept: what a decision reads (the managed annotation and this tool's own; see
-            // `ServiceAccountMeta::observed`). A ServiceAccount's labels play no part in the
-            // controller (the plan goes by the annotations; `cleanup` lists on its own).
-            meta.annotations
-                .retain_keys(|key| key == MANAGED_ANNOTATION || key.starts_with(OWN_PREFIX));
-            meta.labels = Default::default();
+        move |sa: &PartialObjectMeta<ServiceAccount>| {
+            let mut meta =
+                ServiceAccountMeta::from_meta_with(&sa.metadata, |s| lock(&names).get(s))?;
+            // The uid only matters for a delete, and only managed ones are ever deleted.
+            if !meta.managed {
+                meta.uid = Arc::clone(&NO_UID);
+            }
             Some(meta)
         },
         move |sa: &PartialObjectMeta<ServiceAccount>, _| {
@@ -240,6 +248,13 @@ fn start_watches(
 
 /// The prefix of this tool's own annotations (the roles record among them).
 const OWN_PREFIX: &str = "vault-auth-kubernetes/";
+
+/// The uid cached for a ServiceAccount that is not managed (one shared empty string).
+static NO_UID: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
+
+fn lock(names: &std::sync::Mutex<Interner>) -> std::sync::MutexGuard<'_, Interner> {
+    names.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Relevance of a roles ConfigMap event: a change of what a pass plans with (its data, the
 /// allow-empty annotation) or its deletion. The pass's own status annotations, written after
@@ -309,6 +324,7 @@ where
     K: Resource + Clone + Debug + Send + Sync + serde::de::DeserializeOwned + 'static,
     K::DynamicType: Default,
     T: Keyed + Clone + Send + Sync + 'static,
+    T::Key: Send,
 {
     let (reader, writer) = compact_store::store();
     let kind = K::kind(&K::DynamicType::default()).to_string();

@@ -2,19 +2,33 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::role_names::RoleNames;
 use crate::roles::{Finding, RoleSet, RoleSpec, glob_match};
 use crate::small_map::SmallMap;
 
-/// A ServiceAccount by namespace and name; displays as `namespace/name`.
+/// A ServiceAccount by namespace and name; displays as `namespace/name`. The names are shared
+/// (`Arc<str>`) with the caches and the other references to the same namespace and name, so
+/// the thousands of references a pass plans with cost no string copies.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ServiceAccountRef {
     /// Namespace.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// Name.
-    pub name: String,
+    pub name: Arc<str>,
+}
+
+impl ServiceAccountRef {
+    /// The ServiceAccount `name` in `namespace`.
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
+        ServiceAccountRef {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
 }
 
 impl fmt::Display for ServiceAccountRef {
@@ -26,8 +40,8 @@ impl fmt::Display for ServiceAccountRef {
 /// What the controller knows of a namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamespaceInfo {
-    /// Name.
-    pub name: String,
+    /// Name (shared with the ServiceAccounts planned in it).
+    pub name: Arc<str>,
     /// Labels (matched against namespace selectors).
     pub labels: SmallMap,
     /// True while the namespace is being deleted: it gets no new ServiceAccounts.
@@ -38,7 +52,7 @@ pub struct NamespaceInfo {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct DesiredServiceAccounts {
     /// ServiceAccount -> Vault role names that want it.
-    pub accounts: BTreeMap<ServiceAccountRef, BTreeSet<String>>,
+    pub accounts: BTreeMap<ServiceAccountRef, RoleNames>,
     /// Warnings, e.g. a name pattern that cannot be created.
     pub findings: Vec<Finding>,
 }
@@ -54,13 +68,16 @@ pub fn desired_service_accounts(
     roles: &RoleSet,
     namespaces: &[NamespaceInfo],
 ) -> DesiredServiceAccounts {
-    let mut desired = DesiredServiceAccounts::default();
+    let mut findings = Vec::new();
+    // Each role's name and each bound name made once, and shared by every reference to them.
+    let mut wanted: BTreeMap<ServiceAccountRef, Vec<Arc<str>>> = BTreeMap::new();
     let index = NamespaceIndex::new(namespaces);
     for role in roles.roles.values() {
         let targets = index.bound_by(role);
+        let role_name: Arc<str> = role.name.as_str().into();
         for name in &role.service_account_names {
             if name.contains('*') {
-                desired.findings.push(Finding::warning(
+                findings.push(Finding::warning(
                     &role.key,
                     Some("bound_service_account_names"),
                     format!(
@@ -70,20 +87,25 @@ pub fn desired_service_accounts(
                 ));
                 continue;
             }
+            let name: Arc<str> = name.as_str().into();
             for namespace in &targets {
-                let sa = ServiceAccountRef {
-                    namespace: (*namespace).to_string(),
-                    name: name.clone(),
-                };
-                desired
-                    .accounts
-                    .entry(sa)
+                wanted
+                    .entry(ServiceAccountRef {
+                        namespace: namespace.name.clone(),
+                        name: name.clone(),
+                    })
                     .or_default()
-                    .insert(role.name.clone());
+                    .push(role_name.clone());
             }
         }
     }
-    desired
+    DesiredServiceAccounts {
+        accounts: wanted
+            .into_iter()
+            .map(|(sa, roles)| (sa, RoleNames::new(roles)))
+            .collect(),
+        findings,
+    }
 }
 
 /// The namespaces that are not being deleted, indexed for what a role looks up: by name, by
@@ -112,7 +134,7 @@ impl<'a> NamespaceIndex<'a> {
             }
         }
         NamespaceIndex {
-            by_name: sorted.iter().map(|ns| (ns.name.as_str(), *ns)).collect(),
+            by_name: sorted.iter().map(|ns| (&*ns.name, *ns)).collect(),
             sorted,
             by_label,
         }
@@ -120,19 +142,20 @@ impl<'a> NamespaceIndex<'a> {
 
     /// The names of the namespaces `role` binds: by name, by pattern or by its selector (ORed,
     /// as in Vault).
-    fn bound_by(&self, role: &RoleSpec) -> BTreeSet<&'a str> {
+    fn bound_by(&self, role: &RoleSpec) -> BTreeSet<ByName<'a>> {
         let mut targets = BTreeSet::new();
         for bound in &role.namespaces {
             match bound.split_once('*') {
-                None => targets.extend(self.by_name.get(bound.as_str()).map(|ns| ns.name.as_str())),
+                None => targets.extend(self.by_name.get(bound.as_str()).copied().map(ByName)),
                 Some((prefix, _)) => {
-                    let start = self.sorted.partition_point(|ns| ns.name.as_str() < prefix);
+                    let start = self.sorted.partition_point(|ns| &*ns.name < prefix);
                     targets.extend(
                         self.sorted[start..]
                             .iter()
                             .take_while(|ns| ns.name.starts_with(prefix))
                             .filter(|ns| glob_match(bound, &ns.name))
-                            .map(|ns| ns.name.as_str()),
+                            .copied()
+                            .map(ByName),
                     );
                 }
             }
@@ -160,10 +183,41 @@ impl<'a> NamespaceIndex<'a> {
                             .iter()
                             .all(|(key, value)| ns.labels.get(key) == Some(value))
                     })
-                    .map(|ns| ns.name.as_str()),
+                    .copied()
+                    .map(ByName),
             );
         }
         targets
+    }
+}
+
+/// A namespace ordered and compared by its name.
+struct ByName<'a>(&'a NamespaceInfo);
+
+impl std::ops::Deref for ByName<'_> {
+    type Target = NamespaceInfo;
+    fn deref(&self) -> &NamespaceInfo {
+        self.0
+    }
+}
+
+impl PartialEq for ByName<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for ByName<'_> {}
+
+impl PartialOrd for ByName<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByName<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.name.cmp(&other.0.name)
     }
 }
 
@@ -213,7 +267,7 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, name)| NamespaceInfo {
-                    name: name.clone(),
+                    name: name.as_str().into(),
                     labels: labels[i].clone().into(),
                     terminating: terminating[i],
                 })
@@ -222,9 +276,14 @@ mod tests {
             let expected: BTreeSet<&str> = namespaces
                 .iter()
                 .filter(|ns| !ns.terminating && role_selects(&role, ns))
-                .map(|ns| ns.name.as_str())
+                .map(|ns| &*ns.name)
                 .collect();
-            prop_assert_eq!(NamespaceIndex::new(&namespaces).bound_by(&role), expected);
+            let bound: BTreeSet<&str> = NamespaceIndex::new(&namespaces)
+                .bound_by(&role)
+                .into_iter()
+                .map(|ns| &*ns.0.name)
+                .collect();
+            prop_assert_eq!(bound, expected);
         }
     }
 }

@@ -5,6 +5,7 @@
 //!   (pure; the same code backs the controller and the offline `validate` command).
 //! - [`desired`]: the ServiceAccounts the roles ask for, given the cluster's namespaces (pure).
 //! - [`plan`]: the difference between desired and observed state as a list of actions (pure).
+//! - [`role_names`]: the shared, sorted set of role names a ServiceAccount records.
 //! - [`reviewer_plan`]: what a pass does to the token reviewer's Kubernetes objects (pure).
 //! - [`vault`]: the Vault/OpenBao HTTP client and the AppRole session.
 //! - [`k8s`]: Kubernetes side: reviewer ServiceAccount and token, managed ServiceAccounts, Events.
@@ -30,6 +31,7 @@ pub mod names;
 pub mod plan;
 pub mod process_metrics;
 pub mod reviewer_plan;
+pub mod role_names;
 pub use vak_roles as roles;
 pub mod secret;
 pub mod settings;

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::desired::{DesiredServiceAccounts, ServiceAccountRef};
+use crate::role_names::RoleNames;
 use crate::roles::{FieldChange, RoleSet, role_changes};
 use crate::secret::Secret;
 
@@ -79,7 +80,7 @@ pub struct ObservedServiceAccount {
     /// Has the annotation `vak-managed: "true"`.
     pub managed: bool,
     /// Vault role names from the controller's roles annotation (empty if none).
-    pub roles: BTreeSet<String>,
+    pub roles: RoleNames,
 }
 
 /// Everything observed in Vault and Kubernetes.
@@ -91,8 +92,9 @@ pub struct Observed {
     pub config: Option<ObservedConfig>,
     /// [`DesiredConfig::fingerprint`] of the config this controller last wrote, if known.
     pub last_written_fingerprint: Option<String>,
-    /// Raw role data read from Vault, by name.
-    pub vault_roles: BTreeMap<String, Map<String, Value>>,
+    /// Raw role data read from Vault, by name; a role this controller wrote (or found equal to
+    /// its entry) shares the entry's body.
+    pub vault_roles: BTreeMap<String, Arc<Map<String, Value>>>,
     /// Every existing ServiceAccount that is managed or desired. Read only when [`plan_with`]
     /// is not given the ServiceAccount half (the controller gives it and leaves this empty).
     pub service_accounts: Arc<BTreeMap<ServiceAccountRef, ObservedServiceAccount>>,
@@ -135,15 +137,15 @@ pub enum RoleAction {
     Create {
         /// Vault role name.
         name: String,
-        /// Full body to write.
-        body: Map<String, Value>,
+        /// Full body to write (the entry's own, shared).
+        body: Arc<Map<String, Value>>,
     },
     /// Rewrite a role whose fields differ.
     Update {
         /// Vault role name.
         name: String,
         /// Full body to write (never a partial one: Vault keeps fields left out).
-        body: Map<String, Value>,
+        body: Arc<Map<String, Value>>,
         /// What differs, by field.
         changes: Vec<FieldChange>,
     },
@@ -163,14 +165,14 @@ pub enum ServiceAccountAction {
         /// The ServiceAccount.
         sa: ServiceAccountRef,
         /// Vault roles that want it (for the roles annotation).
-        roles: BTreeSet<String>,
+        roles: RoleNames,
     },
     /// Rewrite the roles annotation of a managed ServiceAccount.
     SetRoles {
         /// The ServiceAccount.
         sa: ServiceAccountRef,
         /// The new set of Vault roles.
-        roles: BTreeSet<String>,
+        roles: RoleNames,
     },
     /// Delete a managed ServiceAccount no role wants.
     Delete {
@@ -247,8 +249,7 @@ impl fmt::Display for Plan {
                 RoleAction::Delete { name } => writeln!(f, "delete role {name}")?,
             }
         }
-        let joined =
-            |roles: &BTreeSet<String>| roles.iter().cloned().collect::<Vec<_>>().join(", ");
+        let joined = |roles: &RoleNames| roles.join(", ");
         for action in &self.service_accounts {
             match action {
                 ServiceAccountAction::Create { sa, roles } => {
@@ -433,6 +434,8 @@ fn plan_roles(plan: &mut Plan, roles: &RoleSet, observed: &Observed) {
                 name: name.clone(),
                 body: spec.body.clone(),
             },
+            // The very body the entry holds: written by this controller, nothing to compare.
+            (Some(spec), Some(actual)) if Arc::ptr_eq(&spec.body, actual) => continue,
             (Some(spec), Some(actual)) => {
                 let changes = role_changes(&spec.body, actual);
                 if changes.is_empty() {
@@ -507,13 +510,13 @@ pub fn plan_service_accounts_by_namespace(
     rejected: &BTreeSet<String>,
     desired: &DesiredServiceAccounts,
     observed: &BTreeMap<ServiceAccountRef, ObservedServiceAccount>,
-) -> Vec<(String, ServiceAccountPlan)> {
-    let mut parts: Vec<(String, ServiceAccountPlan)> = Vec::new();
-    let mut keep = |part: Option<(String, ServiceAccountPlan)>| {
+) -> Vec<(Arc<str>, ServiceAccountPlan)> {
+    let mut parts: Vec<(Arc<str>, ServiceAccountPlan)> = Vec::new();
+    let mut keep = |part: Option<(Arc<str>, ServiceAccountPlan)>| {
         parts.extend(part.filter(|(_, part)| !part.is_empty()));
     };
     // The refs come sorted by namespace, so each namespace's part is built in one run.
-    let mut current: Option<(String, ServiceAccountPlan)> = None;
+    let mut current: Option<(Arc<str>, ServiceAccountPlan)> = None;
     let refs: BTreeSet<&ServiceAccountRef> =
         desired.accounts.keys().chain(observed.keys()).collect();
     for sa in refs {
@@ -549,8 +552,7 @@ pub fn plan_service_accounts_by_namespace(
             }
             (wanted, Some(existing)) => {
                 // Keep the record of rejected roles, so the protection outlives this pass.
-                let protected: BTreeSet<String> =
-                    existing.roles.intersection(rejected).cloned().collect();
+                let protected = existing.roles.intersection(rejected);
                 match wanted {
                     None if !protected.is_empty() => {
                         plan.notes.push(format!(
@@ -561,7 +563,7 @@ pub fn plan_service_accounts_by_namespace(
                     }
                     None => ServiceAccountAction::Delete { sa: sa.clone() },
                     Some(wanted) => {
-                        let roles: BTreeSet<String> = wanted.union(&protected).cloned().collect();
+                        let roles = wanted.union(&protected);
                         if roles == existing.roles {
                             continue;
                         }

@@ -28,20 +28,16 @@ pub(crate) fn sa(
     annotations: &[(&str, &str)],
     labelled: bool,
 ) -> ServiceAccountMeta {
-    ServiceAccountMeta {
-        namespace: ns.into(),
-        name: name.into(),
-        uid: format!("uid-{ns}-{name}"),
-        annotations: annotations
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        labels: if labelled {
-            managed_labels().into()
-        } else {
-            Default::default()
-        },
-    }
+    let labels: Vec<(String, String)> = if labelled {
+        managed_labels().into_iter().collect()
+    } else {
+        Vec::new()
+    };
+    let labels: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    ServiceAccountMeta::with(ns, name, &format!("uid-{ns}-{name}"), annotations, &labels)
 }
 
 /// The reviewer token Secret as Kubernetes fills it in.

@@ -26,8 +26,8 @@ use crate::error::{Error, Result};
 use crate::k8s::second_writer::{Beat, holder_seen};
 use crate::k8s::snapshot::{ClusterSnapshot, ConfigMapState};
 use crate::names::{
-    MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_SELECTOR, NAMESPACE_READER,
-    REVIEWER_CLUSTER_ROLE_BINDING, REVIEWER_SERVICE_ACCOUNT, ROLES_CONFIGMAP,
+    MANAGED_SELECTOR, NAMESPACE_READER, REVIEWER_CLUSTER_ROLE_BINDING, REVIEWER_SERVICE_ACCOUNT,
+    ROLES_CONFIGMAP,
 };
 use crate::plan::{MountState, refuse_foreign_mount};
 use crate::reviewer_plan::has_managed_label;
@@ -109,9 +109,9 @@ pub fn inventory(
     vault_roles: Vec<String>,
     delete_mount: bool,
 ) -> Inventory {
-    let object = |kind, namespace: Option<&String>, name: &str, uid: &str, mark| KubeObject {
+    let object = |kind, namespace: Option<&str>, name: &str, uid: &str, mark| KubeObject {
         kind,
-        namespace: namespace.cloned(),
+        namespace: namespace.map(str::to_string),
         name: name.to_string(),
         uid: uid.to_string(),
         mark,
@@ -121,7 +121,7 @@ pub fn inventory(
         .iter()
         .filter(|sa| sa.is_managed())
         .map(|sa| {
-            let ns = Some(&sa.namespace);
+            let ns = Some(&*sa.namespace);
             object(Kind::ServiceAccount, ns, &sa.name, &sa.uid, ANNOTATION_MARK)
         })
         .collect();
@@ -146,15 +146,21 @@ pub fn inventory(
     {
         let name = secret.metadata.name.as_deref().unwrap_or_default();
         let uid = secret.metadata.uid.as_deref().unwrap_or_default();
-        objects.push(object(Kind::Secret, Some(&ns), name, uid, LABEL_MARK));
+        objects.push(object(
+            Kind::Secret,
+            Some(ns.as_str()),
+            name,
+            uid,
+            LABEL_MARK,
+        ));
     }
     if let Some(sa) = snapshot.service_account(namespace, REVIEWER_SERVICE_ACCOUNT)
-        && sa.labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
+        && sa.labelled
         && !sa.is_managed()
     {
         objects.push(object(
             Kind::ServiceAccount,
-            Some(&ns),
+            Some(ns.as_str()),
             &sa.name,
             &sa.uid,
             LABEL_MARK,

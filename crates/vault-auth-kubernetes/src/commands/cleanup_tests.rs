@@ -54,7 +54,7 @@ fn cluster() -> ClusterSnapshot {
         },
         ..Default::default()
     });
-    s.configmap = ConfigMapState::Present(Box::new(ConfigMap {
+    s.configmap = ConfigMapState::Present(std::sync::Arc::new(ConfigMap {
         metadata: ObjectMeta {
             name: Some(ROLES_CONFIGMAP.into()),
             annotations: Some(BTreeMap::from([
@@ -101,7 +101,7 @@ fn unlabelled_reviewer_objects_are_not_the_tools() {
     let mut s = cluster();
     std::sync::Arc::make_mut(&mut s.service_accounts)
         .iter_mut()
-        .for_each(|sa| sa.labels = Default::default());
+        .for_each(|sa| sa.labelled = false);
     s.reviewer_secret.as_mut().unwrap().metadata.labels = None;
     s.configmap = ConfigMapState::Missing;
     let inv = inventory(

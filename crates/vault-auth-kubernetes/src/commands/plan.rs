@@ -276,7 +276,7 @@ pub fn role_changes(actions: &[RoleAction]) -> Vec<RoleChange> {
                 RoleChange {
                     action: "create",
                     name: name.clone(),
-                    body: Some(body.clone()),
+                    body: Some(Map::clone(body)),
                     changes: diff_role(body, &defaults),
                 }
             }
@@ -287,7 +287,7 @@ pub fn role_changes(actions: &[RoleAction]) -> Vec<RoleChange> {
             } => RoleChange {
                 action: "update",
                 name: name.clone(),
-                body: Some(body.clone()),
+                body: Some(Map::clone(body)),
                 changes: changes.clone(),
             },
             RoleAction::Delete { name } => RoleChange {
@@ -445,9 +445,7 @@ pub fn render_service_account_actions(
     actions: &[ServiceAccountAction],
     style: Style,
 ) -> Vec<String> {
-    let joined = |roles: &std::collections::BTreeSet<String>| {
-        roles.iter().cloned().collect::<Vec<_>>().join(", ")
-    };
+    let joined = |roles: &crate::role_names::RoleNames| roles.join(", ");
     actions
         .iter()
         .map(|action| match action {
@@ -526,7 +524,7 @@ pub fn render_text(report: &PlanReport, style: Style) -> String {
     let mut by_namespace: BTreeMap<&str, Vec<ServiceAccountAction>> = BTreeMap::new();
     for action in &kube.service_accounts {
         by_namespace
-            .entry(action.sa().namespace.as_str())
+            .entry(&*action.sa().namespace)
             .or_default()
             .push(action.clone());
     }

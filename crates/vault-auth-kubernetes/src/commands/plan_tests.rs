@@ -1,6 +1,8 @@
 //! Tests of `plan`'s report and rendering: realistic observations, snapshots of the output.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+
+use crate::role_names::RoleNames;
 
 use serde_json::json;
 
@@ -16,7 +18,7 @@ fn namespaces(names: &[&str]) -> Vec<NamespaceInfo> {
     names
         .iter()
         .map(|n| NamespaceInfo {
-            name: n.to_string(),
+            name: (*n).into(),
             labels: Default::default(),
             terminating: false,
         })
@@ -66,13 +68,17 @@ fn observation(mount: MountState) -> Observation {
     let vault_roles = match mount {
         MountState::Missing => BTreeMap::new(),
         _ => BTreeMap::from([
-            ("web".to_string(), old_web.as_object().unwrap().clone()),
+            (
+                "web".to_string(),
+                old_web.as_object().unwrap().clone().into(),
+            ),
             (
                 "gone".to_string(),
                 json!({"bound_service_account_names": ["g"]})
                     .as_object()
                     .unwrap()
-                    .clone(),
+                    .clone()
+                    .into(),
             ),
         ]),
     };
@@ -89,7 +95,7 @@ fn observation(mount: MountState) -> Observation {
         },
         ObservedServiceAccount {
             managed: true,
-            roles: BTreeSet::from(["web".to_string()]),
+            roles: RoleNames::new(["web"]),
         },
     )]);
     let roles_rejected = roles.rejected.clone();

@@ -28,7 +28,7 @@ impl Proposed {
     /// cluster has none.
     pub fn apply_to(&self, live: ConfigMapState, namespace: &str) -> ConfigMapState {
         let mut cm = match live {
-            ConfigMapState::Present(cm) => *cm,
+            ConfigMapState::Present(cm) => std::sync::Arc::unwrap_or_clone(cm),
             ConfigMapState::Missing => ConfigMap {
                 metadata: ObjectMeta {
                     name: Some(ROLES_CONFIGMAP.to_string()),
@@ -41,7 +41,7 @@ impl Proposed {
         cm.data = Some(self.data.clone());
         let annotations = cm.metadata.annotations.get_or_insert_with(BTreeMap::new);
         annotations.extend(self.annotations.clone());
-        ConfigMapState::Present(Box::new(cm))
+        ConfigMapState::Present(std::sync::Arc::new(cm))
     }
 }
 
@@ -197,6 +197,6 @@ mod tests {
         };
         assert_eq!(cm.metadata.name.as_deref(), Some(ROLES_CONFIGMAP));
         assert_eq!(cm.metadata.namespace.as_deref(), Some("vault-auth"));
-        assert_eq!(cm.data.unwrap().len(), 1);
+        assert_eq!(cm.data.as_ref().unwrap().len(), 1);
     }
 }

@@ -210,8 +210,6 @@ fn step_lines(step: &Step, style: Style) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use serde_json::json;
 
     use super::*;
@@ -230,7 +228,7 @@ mod tests {
             .clone();
         let update = RoleAction::Update {
             name: "web".into(),
-            body,
+            body: body.into(),
             changes: vec![FieldChange {
                 field: "token_policies".into(),
                 from: json!(["a"]),
@@ -269,7 +267,7 @@ mod tests {
                             namespace: "team-a".into(),
                             name: "web".into(),
                         },
-                        roles: BTreeSet::from(["web".to_string()]),
+                        roles: crate::role_names::RoleNames::new(["web"]),
                     }),
                     result: done(),
                 },

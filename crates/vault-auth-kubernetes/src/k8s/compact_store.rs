@@ -17,20 +17,21 @@
 //! gets `None`, and the asker computes everything again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-/// An object's key in the store (`namespace/name`, or the name of a cluster-scoped object).
-pub type Key = String;
-
 /// What a store holds: a small struct that knows its object's key.
 pub trait Keyed {
+    /// What tells the objects apart (namespace and name, or the name of a cluster-scoped
+    /// object): cheap to clone, so the index holds no copies of strings.
+    type Key: Hash + Eq + Clone;
     /// The object's key.
-    fn key(&self) -> Key;
+    fn key(&self) -> Self::Key;
     /// The group its changes are logged under: a namespaced object's namespace, a namespace's
     /// own name.
-    fn group(&self) -> &str;
+    fn group(&self) -> Arc<str>;
 }
 
 /// Where a list stands in its store's change log: two lists of one store with the same
@@ -49,7 +50,7 @@ struct ChangeLog {
     epoch: u64,
     /// The sequence number of `groups[0]`.
     first: u64,
-    groups: VecDeque<String>,
+    groups: VecDeque<Arc<str>>,
 }
 
 /// How many changes the log keeps.
@@ -63,12 +64,12 @@ impl ChangeLog {
         }
     }
 
-    fn record(&mut self, group: &str) {
+    fn record(&mut self, group: Arc<str>) {
         if self.groups.len() == LOG_LIMIT {
             self.groups.pop_front();
             self.first += 1;
         }
-        self.groups.push_back(group.to_owned());
+        self.groups.push_back(group);
     }
 
     fn restart(&mut self) {
@@ -78,7 +79,7 @@ impl ChangeLog {
     }
 
     /// The groups changed after `from` up to `to`; None when the log no longer holds them all.
-    fn between(&self, from: Version, to: Version) -> Option<HashSet<String>> {
+    fn between(&self, from: Version, to: Version) -> Option<HashSet<Arc<str>>> {
         let now = self.version();
         if from.epoch != self.epoch
             || to.epoch != self.epoch
@@ -94,24 +95,27 @@ impl ChangeLog {
     }
 }
 
+/// Position of each key in a store's list.
+type Index<T> = HashMap<<T as Keyed>::Key, usize>;
+
 /// The shared state of a [`CompactStore`].
-struct Inner<T> {
+struct Inner<T: Keyed> {
     items: Arc<Vec<T>>,
     /// Position of each key in `items`.
-    index: HashMap<Key, usize>,
+    index: Index<T>,
     /// A relist in progress: what it has listed so far. Swapped in when it is done, so a pass
     /// never sees a half-listed cluster.
-    relist: Option<(Vec<T>, HashMap<Key, usize>)>,
+    relist: Option<(Vec<T>, Index<T>)>,
     log: ChangeLog,
 }
 
 /// The reading side: cheap to clone, shared with the task that applies the watch's events.
-pub struct CompactStore<T> {
+pub struct CompactStore<T: Keyed> {
     inner: Arc<Mutex<Inner<T>>>,
     ready: watch::Receiver<bool>,
 }
 
-impl<T> Clone for CompactStore<T> {
+impl<T: Keyed> Clone for CompactStore<T> {
     fn clone(&self) -> Self {
         CompactStore {
             inner: self.inner.clone(),
@@ -121,13 +125,13 @@ impl<T> Clone for CompactStore<T> {
 }
 
 /// The writing side, owned by the watch task.
-pub struct Writer<T> {
+pub struct Writer<T: Keyed> {
     inner: Arc<Mutex<Inner<T>>>,
     ready: watch::Sender<bool>,
 }
 
 /// A new, empty store (not ready until its first list is done).
-pub fn store<T>() -> (CompactStore<T>, Writer<T>) {
+pub fn store<T: Keyed>() -> (CompactStore<T>, Writer<T>) {
     let inner = Arc::new(Mutex::new(Inner {
         items: Arc::new(Vec::new()),
         index: HashMap::new(),
@@ -151,7 +155,7 @@ pub fn store<T>() -> (CompactStore<T>, Writer<T>) {
     )
 }
 
-impl<T> CompactStore<T> {
+impl<T: Keyed> CompactStore<T> {
     /// Every object, as the last applied event left them.
     pub fn list(&self) -> Arc<Vec<T>> {
         lock(&self.inner).items.clone()
@@ -175,12 +179,12 @@ impl<T> CompactStore<T> {
 }
 
 /// A list's place in its store's change log (see [`CompactStore::listing`]).
-pub struct Cursor<T> {
+pub struct Cursor<T: Keyed> {
     store: CompactStore<T>,
     at: Version,
 }
 
-impl<T> Clone for Cursor<T> {
+impl<T: Keyed> Clone for Cursor<T> {
     fn clone(&self) -> Self {
         Cursor {
             store: self.store.clone(),
@@ -189,13 +193,13 @@ impl<T> Clone for Cursor<T> {
     }
 }
 
-impl<T> std::fmt::Debug for Cursor<T> {
+impl<T: Keyed> std::fmt::Debug for Cursor<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cursor").field("at", &self.at).finish()
     }
 }
 
-impl<T> Cursor<T> {
+impl<T: Keyed> Cursor<T> {
     /// Its version, to keep and ask [`Cursor::changed_since`] with later.
     pub fn version(&self) -> Version {
         self.at
@@ -203,12 +207,12 @@ impl<T> Cursor<T> {
 
     /// The groups whose objects changed between the list of `earlier` and this one; None when
     /// that is no longer known (a relist came between, or too many changes).
-    pub fn changed_since(&self, earlier: Version) -> Option<HashSet<String>> {
+    pub fn changed_since(&self, earlier: Version) -> Option<HashSet<Arc<str>>> {
         lock(&self.store.inner).log.between(earlier, self.at)
     }
 }
 
-fn lock<T>(inner: &Mutex<Inner<T>>) -> std::sync::MutexGuard<'_, Inner<T>> {
+fn lock<T: Keyed>(inner: &Mutex<Inner<T>>) -> std::sync::MutexGuard<'_, Inner<T>> {
     inner.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -260,7 +264,7 @@ impl<T: Clone + Keyed> Writer<T> {
     }
 }
 
-fn upsert<T: Keyed>(items: &mut Vec<T>, index: &mut HashMap<Key, usize>, item: T) {
+fn upsert<T: Keyed>(items: &mut Vec<T>, index: &mut Index<T>, item: T) {
     let key = item.key();
     match index.get(&key) {
         Some(&at) => items[at] = item,
@@ -276,11 +280,12 @@ mod tests {
     use super::*;
 
     impl Keyed for (String, u32) {
-        fn key(&self) -> Key {
+        type Key = String;
+        fn key(&self) -> String {
             self.0.clone()
         }
-        fn group(&self) -> &str {
-            self.0.split('/').next().unwrap_or_default()
+        fn group(&self) -> Arc<str> {
+            self.0.split('/').next().unwrap_or_default().into()
         }
     }
 
@@ -357,7 +362,7 @@ mod tests {
         writer.delete(&item("c/none", 1));
         writer.apply(item("d/z", 1));
         let (_, third) = store.listing();
-        let groups = |names: &[&str]| Some(names.iter().map(|n| n.to_string()).collect());
+        let groups = |names: &[&str]| Some(names.iter().map(|n| Arc::from(*n)).collect());
         assert_eq!(second.changed_since(first.version()), groups(&["a", "b"]));
         assert_eq!(third.changed_since(second.version()), groups(&["b", "d"]));
         assert_eq!(

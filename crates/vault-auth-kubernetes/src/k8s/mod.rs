@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod compact_store;
 pub mod events;
+pub mod interner;
 pub mod request_metrics;
 pub mod reviewer;
 pub mod second_writer;

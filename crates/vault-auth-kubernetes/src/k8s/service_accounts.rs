@@ -4,7 +4,7 @@
 //! delete is conditioned on the uid the controller saw (a precondition), so an account that was
 //! deleted and re-created by someone else in between is never removed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions};
@@ -13,21 +13,22 @@ use tracing::{info, warn};
 
 use crate::desired::ServiceAccountRef;
 use crate::error::Error;
-use crate::k8s::snapshot::ClusterSnapshot;
+use crate::k8s::snapshot::{ClusterSnapshot, ServiceAccountMeta};
 use crate::names::{MANAGED_ANNOTATION, MANAGED_VALUE, ROLES_ANNOTATION};
 use crate::plan::ServiceAccountAction;
 use crate::reviewer_plan::managed_labels;
+use crate::role_names::RoleNames;
 use crate::sync::outcome::{Done, Step, StepOutcome};
 
 /// How many ServiceAccount requests run at once.
 pub const CONCURRENCY: usize = 16;
 
 /// The object a Create action makes.
-pub fn managed_service_account(sa: &ServiceAccountRef, roles: &BTreeSet<String>) -> ServiceAccount {
+pub fn managed_service_account(sa: &ServiceAccountRef, roles: &RoleNames) -> ServiceAccount {
     ServiceAccount {
         metadata: ObjectMeta {
-            name: Some(sa.name.clone()),
-            namespace: Some(sa.namespace.clone()),
+            name: Some(sa.name.to_string()),
+            namespace: Some(sa.namespace.to_string()),
             labels: Some(managed_labels()),
             annotations: Some(BTreeMap::from([
                 (MANAGED_ANNOTATION.to_string(), MANAGED_VALUE.to_string()),
@@ -39,8 +40,8 @@ pub fn managed_service_account(sa: &ServiceAccountRef, roles: &BTreeSet<String>)
     }
 }
 
-fn roles_annotation(roles: &BTreeSet<String>) -> String {
-    roles.iter().cloned().collect::<Vec<_>>().join(",")
+fn roles_annotation(roles: &RoleNames) -> String {
+    roles.join(",")
 }
 
 /// Runs all actions, at most [`CONCURRENCY`] at a time; one failing does not stop the others.
@@ -49,8 +50,23 @@ pub async fn apply(
     snapshot: &ClusterSnapshot,
     actions: &[ServiceAccountAction],
 ) -> Vec<StepOutcome> {
+    // Indexed once when an action needs the current object: searching the cached list for each
+    // of thousands of actions took quadratic time.
+    let current: Current = if actions
+        .iter()
+        .any(|a| !matches!(a, ServiceAccountAction::Create { .. }))
+    {
+        snapshot
+            .service_accounts
+            .iter()
+            .map(|sa| ((&*sa.namespace, &*sa.name), sa))
+            .collect()
+    } else {
+        Current::new()
+    };
+    let current = &current;
     crate::bounded::run(actions, CONCURRENCY, |action| async move {
-        let result = apply_one(client, snapshot, action).await;
+        let result = apply_one(client, current, action).await;
         StepOutcome {
             step: Step::ServiceAccount(action.clone()),
             result,
@@ -69,9 +85,12 @@ fn skipped(why: &str) -> Done {
     Done::Skipped(why.to_string())
 }
 
+/// The cached ServiceAccounts by namespace and name.
+type Current<'a> = HashMap<(&'a str, &'a str), &'a ServiceAccountMeta>;
+
 async fn apply_one(
     client: &kube::Client,
-    snapshot: &ClusterSnapshot,
+    current: &Current<'_>,
     action: &ServiceAccountAction,
 ) -> Result<Done, Error> {
     let op = |operation: String| move |source| Error::Kube { operation, source };
@@ -97,7 +116,7 @@ async fn apply_one(
             }
         }
         ServiceAccountAction::SetRoles { sa, roles } => {
-            let Some(current) = snapshot.service_account(&sa.namespace, &sa.name) else {
+            let Some(current) = current.get(&(&*sa.namespace, &*sa.name)).copied() else {
                 return Ok(skipped("gone meanwhile"));
             };
             if !current.is_managed() {
@@ -120,7 +139,7 @@ async fn apply_one(
             }
         }
         ServiceAccountAction::Delete { sa } => {
-            let Some(current) = snapshot.service_account(&sa.namespace, &sa.name) else {
+            let Some(current) = current.get(&(&*sa.namespace, &*sa.name)).copied() else {
                 return Ok(skipped("gone meanwhile"));
             };
             if !current.is_managed() {
@@ -131,7 +150,7 @@ async fn apply_one(
             let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &sa.namespace);
             let params = DeleteParams {
                 preconditions: Some(Preconditions {
-                    uid: Some(current.uid.clone()),
+                    uid: Some(current.uid.to_string()),
                     resource_version: None,
                 }),
                 ..Default::default()
@@ -164,7 +183,7 @@ mod tests {
             namespace: "team-a".into(),
             name: "vault-agent-injector".into(),
         };
-        let roles = BTreeSet::from(["web".to_string(), "default".to_string()]);
+        let roles = RoleNames::new(["web", "default"]);
         let obj = managed_service_account(&sa, &roles);
         let ann = obj.metadata.annotations.unwrap();
         assert_eq!(ann["vak-managed"], "true");

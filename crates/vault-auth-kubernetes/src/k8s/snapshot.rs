@@ -17,46 +17,102 @@ use crate::desired::{NamespaceInfo, ServiceAccountRef};
 use crate::error::{Error, Result};
 use crate::k8s::compact_store::Cursor;
 use crate::names::{
-    ALLOW_EMPTY_ANNOTATION, MANAGED_ANNOTATION, MANAGED_VALUE, NAMESPACE_READER,
-    REVIEWER_CLUSTER_ROLE_BINDING, REVIEWER_TOKEN_SECRET, ROLES_ANNOTATION, ROLES_CONFIGMAP,
+    ALLOW_EMPTY_ANNOTATION, MANAGED_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_VALUE,
+    NAMESPACE_READER, REVIEWER_CLUSTER_ROLE_BINDING, REVIEWER_TOKEN_SECRET, ROLES_ANNOTATION,
+    ROLES_CONFIGMAP,
 };
 use crate::plan::ObservedServiceAccount;
-use crate::small_map::SmallMap;
+use crate::role_names::RoleNames;
 
 /// The roles ConfigMap as last seen.
 #[derive(Clone, Debug)]
 pub enum ConfigMapState {
     /// Present, with its data.
-    Present(Box<ConfigMap>),
+    Present(Arc<ConfigMap>),
     /// Does not exist.
     Missing,
 }
 
-/// A ServiceAccount's identity and the metadata the controller decides on.
+/// A ServiceAccount's identity and what the controller decides on, in a few words: the
+/// controller caches one per ServiceAccount of the cluster.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceAccountMeta {
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-    pub annotations: SmallMap,
-    pub labels: SmallMap,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+    /// What deleting it is conditioned on, so a ServiceAccount made again under the same name
+    /// meanwhile is not deleted. The controller keeps it for managed ones only (the only ones
+    /// it deletes); empty otherwise.
+    pub uid: Arc<str>,
+    /// Carries the original tool's annotation `vak-managed: "true"`.
+    pub managed: bool,
+    /// The Vault roles its roles annotation records (empty without one).
+    pub roles: RoleNames,
+    /// Labelled `app.kubernetes.io/managed-by=vault-auth-kubernetes` (the reviewer's own
+    /// ServiceAccount is; the ones made for roles are told by [`MANAGED_ANNOTATION`]).
+    pub labelled: bool,
 }
 
 impl ServiceAccountMeta {
     /// Builds from object metadata; None when the object has no name or namespace.
     pub fn from_meta(meta: &ObjectMeta) -> Option<Self> {
+        Self::from_meta_with(meta, |s| s.into())
+    }
+
+    /// [`ServiceAccountMeta::from_meta`], taking the namespace and name from `share` (e.g. an
+    /// [`crate::k8s::interner::Interner`]).
+    pub fn from_meta_with(
+        meta: &ObjectMeta,
+        mut share: impl FnMut(&str) -> Arc<str>,
+    ) -> Option<Self> {
+        let annotations = meta.annotations.as_ref();
+        let annotation = |key: &str| annotations.and_then(|a| a.get(key)).map(String::as_str);
         Some(ServiceAccountMeta {
-            namespace: meta.namespace.clone()?,
-            name: meta.name.clone()?,
-            uid: meta.uid.clone().unwrap_or_default(),
-            annotations: meta.annotations.clone().unwrap_or_default().into(),
-            labels: meta.labels.clone().unwrap_or_default().into(),
+            namespace: share(meta.namespace.as_deref()?),
+            name: share(meta.name.as_deref()?),
+            uid: meta.uid.as_deref().unwrap_or_default().into(),
+            managed: annotation(MANAGED_ANNOTATION) == Some(MANAGED_VALUE),
+            roles: annotation(ROLES_ANNOTATION)
+                .map(parse_roles_annotation)
+                .unwrap_or_default(),
+            labelled: meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(MANAGED_BY_LABEL))
+                .is_some_and(|v| v == MANAGED_BY_VALUE),
         })
+    }
+
+    /// From its namespace, name, uid, annotations and labels (as [`ServiceAccountMeta::from_meta`]
+    /// reads them from an object).
+    pub fn with(
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        annotations: &[(&str, &str)],
+        labels: &[(&str, &str)],
+    ) -> Self {
+        let map = |pairs: &[(&str, &str)]| {
+            Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        Self::from_meta(&ObjectMeta {
+            namespace: Some(namespace.into()),
+            name: Some(name.into()),
+            uid: Some(uid.into()),
+            annotations: map(annotations),
+            labels: map(labels),
+            ..Default::default()
+        })
+        .expect("namespace and name are given")
     }
 
     /// Carries the original tool's annotation `vak-managed: "true"`.
     pub fn is_managed(&self) -> bool {
-        self.annotations.get(MANAGED_ANNOTATION).map(String::as_str) == Some(MANAGED_VALUE)
+        self.managed
     }
 
     /// Reference by namespace and name.
@@ -70,20 +126,19 @@ impl ServiceAccountMeta {
     /// What the plan needs to know.
     pub fn observed(&self) -> ObservedServiceAccount {
         ObservedServiceAccount {
-            managed: self.is_managed(),
-            roles: self
-                .annotations
-                .get(ROLES_ANNOTATION)
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            managed: self.managed,
+            roles: self.roles.clone(),
         }
     }
+}
+
+/// The roles annotation's names: comma-separated, blanks ignored.
+fn parse_roles_annotation(value: &str) -> RoleNames {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// The cluster as the controller sees it.
@@ -152,7 +207,7 @@ impl ClusterSnapshot {
     pub fn service_account(&self, namespace: &str, name: &str) -> Option<&ServiceAccountMeta> {
         self.service_accounts
             .iter()
-            .find(|sa| sa.namespace == namespace && sa.name == name)
+            .find(|sa| *sa.namespace == *namespace && *sa.name == *name)
     }
 
     /// Reads everything with list and get calls (for one-shot commands; the controller uses its
@@ -168,7 +223,7 @@ impl ClusterSnapshot {
             .await
             .map_err(op("get ConfigMap vault-auth-roles"))?
         {
-            Some(cm) => ConfigMapState::Present(Box::new(cm)),
+            Some(cm) => ConfigMapState::Present(std::sync::Arc::new(cm)),
             None => ConfigMapState::Missing,
         };
         let namespaces = Api::<Namespace>::all(client.clone())
@@ -223,7 +278,7 @@ impl ClusterSnapshot {
 /// Namespace name, labels and whether it is being deleted.
 pub fn namespace_info(ns: &PartialObjectMeta<Namespace>) -> Option<NamespaceInfo> {
     Some(NamespaceInfo {
-        name: ns.metadata.name.clone()?,
+        name: ns.metadata.name.as_deref()?.into(),
         labels: ns.metadata.labels.clone().unwrap_or_default().into(),
         terminating: ns.metadata.deletion_timestamp.is_some(),
     })
@@ -234,16 +289,7 @@ mod tests {
     use super::*;
 
     fn meta(annotations: &[(&str, &str)]) -> ServiceAccountMeta {
-        ServiceAccountMeta {
-            namespace: "default".into(),
-            name: "app".into(),
-            uid: "u1".into(),
-            annotations: annotations
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            labels: Default::default(),
-        }
+        ServiceAccountMeta::with("default", "app", "u1", annotations, &[])
     }
 
     #[test]
@@ -261,6 +307,6 @@ mod tests {
         ])
         .observed();
         assert!(o.managed);
-        assert_eq!(o.roles.into_iter().collect::<Vec<_>>(), ["api", "web"]);
+        assert_eq!(o.roles.iter().collect::<Vec<_>>(), ["api", "web"]);
     }
 }

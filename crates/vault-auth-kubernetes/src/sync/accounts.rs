@@ -73,10 +73,10 @@ fn observed_service_accounts<'a>(
     let wanted: HashSet<(&str, &str)> = desired
         .accounts
         .keys()
-        .map(|sa| (sa.namespace.as_str(), sa.name.as_str()))
+        .map(|sa| (&*sa.namespace, &*sa.name))
         .collect();
     service_accounts
-        .filter(|sa| sa.is_managed() || wanted.contains(&(sa.namespace.as_str(), sa.name.as_str())))
+        .filter(|sa| sa.is_managed() || wanted.contains(&(&*sa.namespace, &*sa.name)))
         .map(|sa| (sa.reference(), sa.observed()))
         .collect()
 }
@@ -111,14 +111,14 @@ struct Memo {
     versions: Option<(Version, Version)>,
     bindings: Bindings,
     /// The plan by namespace, for the namespaces with something to do or say.
-    parts: BTreeMap<String, ServiceAccountPlan>,
+    parts: BTreeMap<Arc<str>, ServiceAccountPlan>,
     accounts: Arc<Accounts>,
 }
 
 impl Memo {
     /// The namespaces whose objects changed between this memo's lists and `snapshot`'s, when
     /// the change logs still know.
-    fn changed_namespaces(&self, snapshot: &ClusterSnapshot) -> Option<HashSet<String>> {
+    fn changed_namespaces(&self, snapshot: &ClusterSnapshot) -> Option<HashSet<Arc<str>>> {
         let (namespaces_at, service_accounts_at) = self.versions?;
         let changes = snapshot.changes.as_ref()?;
         let mut changed = changes.namespaces.changed_since(namespaces_at)?;
@@ -186,7 +186,7 @@ impl AccountsMemo {
             &snapshot.namespaces,
             snapshot.service_accounts.iter(),
         );
-        let parts: BTreeMap<String, ServiceAccountPlan> = parts.into_iter().collect();
+        let parts: BTreeMap<Arc<str>, ServiceAccountPlan> = parts.into_iter().collect();
         let accounts = Arc::new(Accounts {
             findings,
             plan: ServiceAccountPlan::concat(parts.values().cloned()),
@@ -210,7 +210,7 @@ impl Memo {
         &mut self,
         roles: &RoleSet,
         snapshot: &ClusterSnapshot,
-        changed: &HashSet<String>,
+        changed: &HashSet<Arc<str>>,
     ) -> Vec<Finding> {
         let namespaces: Vec<NamespaceInfo> = snapshot
             .namespaces
@@ -240,7 +240,7 @@ fn plan_parts<'a>(
     roles: &RoleSet,
     namespaces: &[NamespaceInfo],
     service_accounts: impl Iterator<Item = &'a ServiceAccountMeta>,
-) -> (Vec<Finding>, Vec<(String, ServiceAccountPlan)>) {
+) -> (Vec<Finding>, Vec<(Arc<str>, ServiceAccountPlan)>) {
     let desired = desired_service_accounts(roles, namespaces);
     let observed = observed_service_accounts(service_accounts, &desired);
     let parts = plan_service_accounts_by_namespace(&roles.rejected, &desired, &observed);
@@ -339,18 +339,16 @@ mod tests {
         ClusterSnapshot {
             configmap: ConfigMapState::Missing,
             namespaces: Arc::new(namespaces.iter().map(|n| namespace(n)).collect()),
-            service_accounts: Arc::new(vec![ServiceAccountMeta {
-                namespace: "a".into(),
-                name: "old".into(),
-                uid: "u".into(),
-                annotations: [(
-                    crate::names::MANAGED_ANNOTATION.to_string(),
-                    crate::names::MANAGED_VALUE.to_string(),
-                )]
-                .into_iter()
-                .collect(),
-                labels: Default::default(),
-            }]),
+            service_accounts: Arc::new(vec![ServiceAccountMeta::with(
+                "a",
+                "old",
+                "u",
+                &[(
+                    crate::names::MANAGED_ANNOTATION,
+                    crate::names::MANAGED_VALUE,
+                )],
+                &[],
+            )]),
             reviewer_secret: None,
             cluster_role_bindings: vec![],
             cluster_roles: vec![],
@@ -460,23 +458,20 @@ mod tests {
     }
 
     fn account(namespace: &str, name: &str, managed: bool, roles: &str) -> ServiceAccountMeta {
-        let mut annotations = vec![(
-            crate::names::ROLES_ANNOTATION.to_string(),
-            roles.to_string(),
-        )];
+        let mut annotations = vec![(crate::names::ROLES_ANNOTATION, roles)];
         if managed {
             annotations.push((
-                crate::names::MANAGED_ANNOTATION.to_string(),
-                crate::names::MANAGED_VALUE.to_string(),
+                crate::names::MANAGED_ANNOTATION,
+                crate::names::MANAGED_VALUE,
             ));
         }
-        ServiceAccountMeta {
-            namespace: namespace.into(),
-            name: name.into(),
-            uid: format!("{namespace}/{name}"),
-            annotations: annotations.into_iter().collect(),
-            labels: Default::default(),
-        }
+        ServiceAccountMeta::with(
+            namespace,
+            name,
+            &format!("{namespace}/{name}"),
+            &annotations,
+            &[],
+        )
     }
 
     /// Bindings by name list, pattern and selector, and (`broken`) a rejected entry.
@@ -557,7 +552,7 @@ mod tests {
                 match change {
                     Change::Namespace { n, team_x, terminating } => {
                         caches.namespace_writer.apply(NamespaceInfo {
-                            name: format!("n{n}"),
+                            name: format!("n{n}").into(),
                             labels: [("team".to_string(), if team_x { "x" } else { "y" }.to_string())]
                                 .into_iter()
                                 .collect(),

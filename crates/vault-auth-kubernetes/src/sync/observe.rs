@@ -36,7 +36,7 @@ pub enum VaultRead {
 pub struct VaultView {
     pub mount: MountState,
     pub config: Option<ObservedConfig>,
-    pub roles: BTreeMap<String, Map<String, Value>>,
+    pub roles: BTreeMap<String, Arc<Map<String, Value>>>,
     /// The role parameters the mount accepts; `None` until the mount exists.
     pub role_params: Option<ServerParams>,
 }
@@ -73,6 +73,19 @@ impl VaultView {
                     vault_roles.remove(name);
                 }
                 Step::Reviewer(_) | Step::ServiceAccount(_) => {}
+            }
+        }
+        // A role read from Vault that equals its entry is kept as the entry's own body, so the
+        // view does not hold a second copy of every role after a full read, and the next pass
+        // knows it equal without comparing.
+        if let Some(roles) = &observation.roles {
+            for (name, held) in vault_roles.iter_mut() {
+                if let Some(spec) = roles.roles.get(name)
+                    && !Arc::ptr_eq(&spec.body, held)
+                    && crate::roles::role_changes(&spec.body, held).is_empty()
+                {
+                    *held = spec.body.clone();
+                }
             }
         }
         VaultView {
@@ -161,7 +174,7 @@ impl Syncer {
         Ok(VaultView {
             mount,
             config,
-            roles,
+            roles: roles.into_iter().map(|(n, b)| (n, Arc::new(b))).collect(),
             role_params,
         })
     }

@@ -158,7 +158,7 @@ mod tests {
     fn role(name: &str) -> Step {
         Step::Role(RoleAction::Create {
             name: name.into(),
-            body: Map::new(),
+            body: Map::new().into(),
         })
     }
 

@@ -568,7 +568,7 @@ mod tests {
         StepOutcome {
             step: Step::Role(RoleAction::Create {
                 name: name.into(),
-                body: Map::new(),
+                body: Map::new().into(),
             }),
             result,
         }

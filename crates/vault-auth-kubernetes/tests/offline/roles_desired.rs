@@ -1,13 +1,14 @@
 //! desired_service_accounts: which ServiceAccounts the valid roles ask for, table-driven.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use vault_auth_kubernetes::desired::{NamespaceInfo, ServiceAccountRef, desired_service_accounts};
+use vault_auth_kubernetes::role_names::RoleNames;
 use vault_auth_kubernetes::roles::{Severity, parse_roles};
 
 fn ns(name: &str, labels: &[(&str, &str)]) -> NamespaceInfo {
     NamespaceInfo {
-        name: name.to_string(),
+        name: name.into(),
         labels: labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -132,11 +133,8 @@ fn roles_sharing_a_service_account_are_all_recorded() {
         ),
     ]));
     let desired = desired_service_accounts(&roles, &cluster());
-    let sa = |namespace: &str| ServiceAccountRef {
-        namespace: namespace.to_string(),
-        name: "sa".to_string(),
-    };
-    let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+    let sa = |namespace: &str| ServiceAccountRef::new(namespace, "sa");
+    let set = |names: &[&str]| RoleNames::new(names.iter().copied());
     assert_eq!(
         desired.accounts,
         BTreeMap::from([

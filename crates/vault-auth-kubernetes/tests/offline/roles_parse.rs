@@ -139,7 +139,7 @@ fn full_body_with_defaults_filled() {
     assert!(set.findings.is_empty(), "{:?}", set.findings);
     let spec = &set.roles["web"];
     assert_eq!(
-        Value::Object(spec.body.clone()),
+        Value::Object(serde_json::Map::clone(&spec.body)),
         json!({
             "alias_name_source": "serviceaccount_uid",
             "audience": "",

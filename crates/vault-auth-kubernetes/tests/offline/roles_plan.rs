@@ -1,6 +1,6 @@
 //! plan: from desired and observed state to actions, table-driven.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde_json::{Map, json};
 use vault_auth_kubernetes::desired::{DesiredServiceAccounts, ServiceAccountRef};
@@ -8,6 +8,7 @@ use vault_auth_kubernetes::plan::{
     DesiredConfig, MountState, Observed, ObservedConfig, ObservedServiceAccount, Plan, PlanError,
     PlanInput, RoleAction, ServiceAccountAction, plan,
 };
+use vault_auth_kubernetes::role_names::RoleNames;
 use vault_auth_kubernetes::roles::{RoleSet, parse_roles};
 use vault_auth_kubernetes::secret::Secret;
 
@@ -75,8 +76,8 @@ fn sa(namespace: &str, name: &str) -> ServiceAccountRef {
     }
 }
 
-fn set(names: &[&str]) -> BTreeSet<String> {
-    names.iter().map(|n| n.to_string()).collect()
+fn set(names: &[&str]) -> RoleNames {
+    RoleNames::new(names.iter().copied())
 }
 
 fn run(
@@ -132,7 +133,7 @@ fn a_missing_mount_is_enabled_configured_and_filled() {
     observed.mount = MountState::Missing;
     observed.config = None;
     // A stale listing must not turn into updates: a missing mount has no roles.
-    observed.vault_roles.insert("old".into(), Map::new());
+    observed.vault_roles.insert("old".into(), Map::new().into());
     let plan = run(Some(&roles), Some(&desired), &observed);
     assert!(plan.enable_mount);
     assert_eq!(
@@ -290,14 +291,16 @@ fn roles_are_created_updated_and_deleted() {
     ]);
     let mut observed = converged(&roles, &DesiredServiceAccounts::default());
     observed.vault_roles.remove("new");
-    let mut old = roles.roles["changed"].body.clone();
+    let mut old = Map::clone(&roles.roles["changed"].body);
     old.insert("token_policies".into(), json!(["p"]));
     // Vault's answer shape: durations may come back as seconds, audience absent, echoes...
     old.remove("audience");
     old.insert("policies".into(), json!(["p"]));
-    observed.vault_roles.insert("changed".into(), old);
-    observed.vault_roles.insert("gone".into(), Map::new());
-    observed.vault_roles.insert("bad".into(), Map::new());
+    observed.vault_roles.insert("changed".into(), old.into());
+    observed
+        .vault_roles
+        .insert("gone".into(), Map::new().into());
+    observed.vault_roles.insert("bad".into(), Map::new().into());
     let plan = run(
         Some(&roles),
         Some(&DesiredServiceAccounts::default()),
@@ -339,7 +342,7 @@ fn without_a_configmap_nothing_is_deleted() {
         mount: MountState::Kubernetes,
         config: None,
         last_written_fingerprint: None,
-        vault_roles: BTreeMap::from([("web".to_string(), Map::new())]),
+        vault_roles: BTreeMap::from([("web".to_string(), Map::new().into())]),
         service_accounts: BTreeMap::from([(
             sa("default", "sa"),
             ObservedServiceAccount {
@@ -384,14 +387,14 @@ fn service_accounts_follow_the_roles() {
             sa("team-a", "user-owned"),
             ObservedServiceAccount {
                 managed: false,
-                roles: BTreeSet::new(),
+                roles: RoleNames::default(),
             },
         ),
         (
             sa("default", "default"),
             ObservedServiceAccount {
                 managed: false,
-                roles: BTreeSet::new(),
+                roles: RoleNames::default(),
             },
         ),
     ])
@@ -432,7 +435,7 @@ fn service_accounts_of_the_original_tool_are_adopted_once_nothing_is_rejected() 
     // The original annotated vak-managed but recorded no roles.
     let unrecorded = ObservedServiceAccount {
         managed: true,
-        roles: BTreeSet::new(),
+        roles: RoleNames::default(),
     };
     let desired = desired_of(&[("web", &[("default", "wanted")])]);
     let mut observed = converged(&RoleSet::default(), &DesiredServiceAccounts::default());
@@ -499,11 +502,10 @@ fn the_plan_prints_one_line_per_action() {
     let desired = desired_of(&[("web", &[("default", "sa")])]);
     let mut observed = converged(&roles, &desired);
     observed.vault_roles.remove("new");
-    observed.vault_roles.insert("gone".into(), Map::new());
     observed
         .vault_roles
-        .get_mut("web")
-        .unwrap()
+        .insert("gone".into(), Map::new().into());
+    std::sync::Arc::make_mut(observed.vault_roles.get_mut("web").unwrap())
         .insert("token_policies".into(), json!(["p"]));
     observed.service_accounts = Default::default();
     observed.last_written_fingerprint = None;
