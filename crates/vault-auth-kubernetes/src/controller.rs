@@ -54,9 +54,9 @@ pub struct Stores {
 }
 
 impl Keyed for NamespaceInfo {
-    type Key = Arc<str>;
-    fn key(&self) -> Arc<str> {
-        self.name.clone()
+    type Key<'a> = &'a str;
+    fn key(&self) -> &str {
+        &self.name
     }
     fn group(&self) -> Arc<str> {
         self.name.clone()
@@ -64,9 +64,9 @@ impl Keyed for NamespaceInfo {
 }
 
 impl Keyed for ServiceAccountMeta {
-    type Key = (Arc<str>, Arc<str>);
-    fn key(&self) -> (Arc<str>, Arc<str>) {
-        (self.namespace.clone(), self.name.clone())
+    type Key<'a> = (&'a str, &'a str);
+    fn key(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
     }
     fn group(&self) -> Arc<str> {
         self.namespace.clone()
@@ -185,10 +185,7 @@ fn start_watches(
         move |sa: &PartialObjectMeta<ServiceAccount>| {
             let mut meta =
                 ServiceAccountMeta::from_meta_with(&sa.metadata, |s| lock(&names).get(s))?;
-            // The uid only matters for a delete, and only managed ones are ever deleted.
-            if !meta.managed {
-                meta.uid = Arc::clone(&NO_UID);
-            }
+            meta.forget_details();
             Some(meta)
         },
         move |sa: &PartialObjectMeta<ServiceAccount>, _| {
@@ -248,9 +245,6 @@ fn start_watches(
 
 /// The prefix of this tool's own annotations (the roles record among them).
 const OWN_PREFIX: &str = "vault-auth-kubernetes/";
-
-/// The uid cached for a ServiceAccount that is not managed (one shared empty string).
-static NO_UID: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
 
 fn lock(names: &std::sync::Mutex<Interner>) -> std::sync::MutexGuard<'_, Interner> {
     names.lock().unwrap_or_else(|e| e.into_inner())
@@ -324,7 +318,6 @@ where
     K: Resource + Clone + Debug + Send + Sync + serde::de::DeserializeOwned + 'static,
     K::DynamicType: Default,
     T: Keyed + Clone + Send + Sync + 'static,
-    T::Key: Send,
 {
     let (reader, writer) = compact_store::store();
     let kind = K::kind(&K::DynamicType::default()).to_string();

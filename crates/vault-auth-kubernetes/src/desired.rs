@@ -42,10 +42,43 @@ impl fmt::Display for ServiceAccountRef {
 pub struct NamespaceInfo {
     /// Name (shared with the ServiceAccounts planned in it).
     pub name: Arc<str>,
-    /// Labels (matched against namespace selectors).
+    /// Labels (matched against namespace selectors), but [`NAME_LABEL`] when it holds the name.
     pub labels: SmallMap,
     /// True while the namespace is being deleted: it gets no new ServiceAccounts.
     pub terminating: bool,
+    /// Labelled [`NAME_LABEL`] with its own name, as Kubernetes labels every namespace since
+    /// 1.21: answered from the name instead of kept in `labels` (at 10,000 namespaces the
+    /// copies of that label and their index were megabytes).
+    pub name_label: bool,
+}
+
+/// The label Kubernetes sets on every namespace to its name.
+pub const NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+impl NamespaceInfo {
+    /// A namespace called `name` with these labels, not being deleted.
+    pub fn new(name: &str, labels: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut labels: std::collections::BTreeMap<String, String> = labels.into_iter().collect();
+        let name_label = labels.get(NAME_LABEL).is_some_and(|v| v == name);
+        if name_label {
+            labels.remove(NAME_LABEL);
+        }
+        NamespaceInfo {
+            name: name.into(),
+            labels: labels.into(),
+            terminating: false,
+            name_label,
+        }
+    }
+
+    /// The value of its label `key`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        match self.labels.get(key) {
+            Some(value) => Some(value),
+            None if self.name_label && key == NAME_LABEL => Some(&self.name),
+            None => None,
+        }
+    }
 }
 
 /// The ServiceAccounts the roles want.
@@ -70,7 +103,9 @@ pub fn desired_service_accounts(
 ) -> DesiredServiceAccounts {
     let mut findings = Vec::new();
     // Each role's name and each bound name made once, and shared by every reference to them.
-    let mut wanted: BTreeMap<ServiceAccountRef, Vec<Arc<str>>> = BTreeMap::new();
+    // Gathered as pairs, then grouped: a map of growing lists held every ServiceAccount's list
+    // beside the result, megabytes at a cold start of 10,000 namespaces.
+    let mut wanted: Vec<(ServiceAccountRef, Arc<str>)> = Vec::new();
     let index = NamespaceIndex::new(namespaces);
     for role in roles.roles.values() {
         let targets = index.bound_by(role);
@@ -89,21 +124,29 @@ pub fn desired_service_accounts(
             }
             let name: Arc<str> = name.as_str().into();
             for namespace in &targets {
-                wanted
-                    .entry(ServiceAccountRef {
-                        namespace: namespace.name.clone(),
-                        name: name.clone(),
-                    })
-                    .or_default()
-                    .push(role_name.clone());
+                let sa = ServiceAccountRef {
+                    namespace: namespace.name.clone(),
+                    name: name.clone(),
+                };
+                wanted.push((sa, role_name.clone()));
             }
         }
     }
+    wanted.sort_unstable();
+    let distinct = 1 + wanted.windows(2).filter(|w| w[0].0 != w[1].0).count();
+    let mut grouped = Vec::with_capacity(distinct.min(wanted.len()));
+    let mut pairs = wanted.into_iter().peekable();
+    while let Some((sa, first)) = pairs.next() {
+        let mut roles = vec![first];
+        while let Some((_, role)) = pairs.next_if(|(next, _)| *next == sa) {
+            roles.push(role);
+        }
+        grouped.push((sa, RoleNames::new(roles)));
+    }
+    // Collected at once, the map is built from the sorted pairs with full nodes (inserted one
+    // by one in order, its nodes would be left half empty).
     DesiredServiceAccounts {
-        accounts: wanted
-            .into_iter()
-            .map(|(sa, roles)| (sa, RoleNames::new(roles)))
-            .collect(),
+        accounts: grouped.into_iter().collect(),
         findings,
     }
 }
@@ -113,7 +156,6 @@ pub fn desired_service_accounts(
 /// namespaces and roles, scanning every namespace for every pattern or selector role was most
 /// of a pass; with the index a role costs what it binds.
 struct NamespaceIndex<'a> {
-    by_name: HashMap<&'a str, &'a NamespaceInfo>,
     /// Sorted by name.
     sorted: Vec<&'a NamespaceInfo>,
     by_label: HashMap<(&'a str, &'a str), Vec<&'a NamespaceInfo>>,
@@ -133,11 +175,16 @@ impl<'a> NamespaceIndex<'a> {
                     .push(ns);
             }
         }
-        NamespaceIndex {
-            by_name: sorted.iter().map(|ns| (&*ns.name, *ns)).collect(),
-            sorted,
-            by_label,
-        }
+        NamespaceIndex { sorted, by_label }
+    }
+
+    /// The namespace called `name`, if it exists and is not being deleted (a binary search of
+    /// the sorted list: a map by name cost as much memory again as the list).
+    fn named(&self, name: &str) -> Option<&'a NamespaceInfo> {
+        self.sorted
+            .binary_search_by(|ns| (*ns.name).cmp(name))
+            .ok()
+            .map(|at| self.sorted[at])
     }
 
     /// The names of the namespaces `role` binds: by name, by pattern or by its selector (ORed,
@@ -146,7 +193,7 @@ impl<'a> NamespaceIndex<'a> {
         let mut targets = BTreeSet::new();
         for bound in &role.namespaces {
             match bound.split_once('*') {
-                None => targets.extend(self.by_name.get(bound.as_str()).copied().map(ByName)),
+                None => targets.extend(self.named(bound).map(ByName)),
                 Some((prefix, _)) => {
                     let start = self.sorted.partition_point(|ns| &*ns.name < prefix);
                     targets.extend(
@@ -163,17 +210,29 @@ impl<'a> NamespaceIndex<'a> {
         if let Some(match_labels) = &role.namespace_selector {
             // The namespaces with the rarest of the pairs, checked for the others; no pair at
             // all selects every namespace.
-            let candidates: &[&NamespaceInfo] = match match_labels
-                .iter()
-                .map(|(k, v)| {
-                    self.by_label
-                        .get(&(k.as_str(), v.as_str()))
-                        .map_or(&[][..], Vec::as_slice)
-                })
-                .min_by_key(|list| list.len())
-            {
-                Some(rarest) => rarest,
-                None => &self.sorted,
+            let named: Vec<&NamespaceInfo>;
+            let candidates: &[&NamespaceInfo] = match match_labels.get(NAME_LABEL) {
+                // The name label selects the namespace of that name (kept out of `by_label`)
+                // and any other labelled so by hand.
+                Some(name) => {
+                    let by_hand = self.by_label.get(&(NAME_LABEL, name.as_str()));
+                    named = (self.named(name).into_iter())
+                        .chain(by_hand.into_iter().flatten().copied())
+                        .collect();
+                    &named
+                }
+                None => match match_labels
+                    .iter()
+                    .map(|(k, v)| {
+                        self.by_label
+                            .get(&(k.as_str(), v.as_str()))
+                            .map_or(&[][..], Vec::as_slice)
+                    })
+                    .min_by_key(|list| list.len())
+                {
+                    Some(rarest) => rarest,
+                    None => &self.sorted,
+                },
             };
             targets.extend(
                 candidates
@@ -181,7 +240,7 @@ impl<'a> NamespaceIndex<'a> {
                     .filter(|ns| {
                         match_labels
                             .iter()
-                            .all(|(key, value)| ns.labels.get(key) == Some(value))
+                            .all(|(key, value)| ns.label(key) == Some(value.as_str()))
                     })
                     .copied()
                     .map(ByName),
@@ -226,16 +285,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The rule as written: `role` binds `ns` by name, pattern or label selector (ORed).
-    fn role_selects(role: &RoleSpec, ns: &NamespaceInfo) -> bool {
+    /// The rule as written: `role` binds the namespace `name` with the labels `labels` (as
+    /// Kubernetes holds them) by name, pattern or label selector (ORed).
+    fn role_selects(role: &RoleSpec, name: &str, labels: &BTreeMap<String, String>) -> bool {
         let by_name = role
             .namespaces
             .iter()
-            .any(|pattern| glob_match(pattern, &ns.name));
-        let by_labels = role.namespace_selector.as_ref().is_some_and(|labels| {
-            labels
+            .any(|pattern| glob_match(pattern, name));
+        let by_labels = role.namespace_selector.as_ref().is_some_and(|selector| {
+            selector
                 .iter()
-                .all(|(key, value)| ns.labels.get(key) == Some(value))
+                .all(|(key, value)| labels.get(key) == Some(value))
         });
         by_name || by_labels
     }
@@ -259,24 +319,48 @@ mod tests {
         fn the_index_binds_what_the_rule_selects(
             names in proptest::collection::btree_set("[ab-]{0,4}", 0..24),
             labels in proptest::collection::vec(proptest::collection::btree_map("[kl]", "[xy]", 0..3), 24),
+            name_labels in proptest::collection::vec(0..3u8, 24),
             terminating in proptest::collection::vec(any::<bool>(), 24),
             bound in proptest::collection::vec("[ab*-]{0,4}", 0..4),
-            selector in proptest::option::of(proptest::collection::btree_map("[kl]", "[xy]", 0..3)),
+            selector in proptest::option::of(proptest::collection::btree_map(
+                prop_oneof!["[kl]".prop_map(String::from), Just(NAME_LABEL.to_string())],
+                "[xy]|[ab-]{0,4}",
+                0..3,
+            )),
         ) {
-            let namespaces: Vec<NamespaceInfo> = names
+            // Kubernetes' labels of each namespace: most carry the name label with their own
+            // name (kept out of `labels` by `NamespaceInfo::new`), some none, some another value.
+            let labelled: Vec<(String, BTreeMap<String, String>)> = names
                 .iter()
                 .enumerate()
-                .map(|(i, name)| NamespaceInfo {
-                    name: name.as_str().into(),
-                    labels: labels[i].clone().into(),
+                .map(|(i, name)| {
+                    let mut labels = labels[i].clone();
+                    match name_labels[i] {
+                        0 => {}
+                        1 => {
+                            labels.insert(NAME_LABEL.into(), name.clone());
+                        }
+                        _ => {
+                            labels.insert(NAME_LABEL.into(), format!("{name}x"));
+                        }
+                    }
+                    (name.clone(), labels)
+                })
+                .collect();
+            let namespaces: Vec<NamespaceInfo> = labelled
+                .iter()
+                .enumerate()
+                .map(|(i, (name, labels))| NamespaceInfo {
                     terminating: terminating[i],
+                    ..NamespaceInfo::new(name, labels.clone())
                 })
                 .collect();
             let role = role(bound, selector);
-            let expected: BTreeSet<&str> = namespaces
+            let expected: BTreeSet<&str> = labelled
                 .iter()
-                .filter(|ns| !ns.terminating && role_selects(&role, ns))
-                .map(|ns| &*ns.name)
+                .zip(&terminating)
+                .filter(|((name, labels), gone)| !**gone && role_selects(&role, name, labels))
+                .map(|((name, _), _)| name.as_str())
                 .collect();
             let bound: BTreeSet<&str> = NamespaceIndex::new(&namespaces)
                 .bound_by(&role)

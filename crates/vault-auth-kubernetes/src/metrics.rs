@@ -217,7 +217,7 @@ impl Metrics {
         let second_writer = Gauge::default();
         registry.register(
             "second_writer",
-            "1 while another controller renews the writer Lease of this namespace (two \
+            "1 while another controller claims the writer Lease of this namespace (two \
              controllers writing the same mount without leader election), else 0",
             second_writer.clone(),
         );

@@ -122,7 +122,13 @@ pub fn inventory(
         .filter(|sa| sa.is_managed())
         .map(|sa| {
             let ns = Some(&*sa.namespace);
-            object(Kind::ServiceAccount, ns, &sa.name, &sa.uid, ANNOTATION_MARK)
+            object(
+                Kind::ServiceAccount,
+                ns,
+                &sa.name,
+                sa.uid(),
+                ANNOTATION_MARK,
+            )
         })
         .collect();
     // Snapshots hold the RBAC objects of the tool's names; only labelled ones are the tool's.
@@ -162,7 +168,7 @@ pub fn inventory(
             Kind::ServiceAccount,
             Some(ns.as_str()),
             &sa.name,
-            &sa.uid,
+            sa.uid(),
             LABEL_MARK,
         ));
     }
@@ -469,8 +475,9 @@ async fn run_with(syncer: &Syncer, address: &str, args: &CleanupArgs) -> Result<
 }
 
 /// A controller that is running re-creates what cleanup removes, at its next pass: one that
-/// renewed the Lease `vault-auth-kubernetes` of the namespace recently (its heartbeat, with or
-/// without leader election) is named, with how to stop it. `None` when none is seen.
+/// claimed the Lease `vault-auth-kubernetes` of the namespace recently (leader election renews
+/// it; a controller without claims it at start), or whose Pod holds it, is named, with how to
+/// stop it. `None` when none is seen.
 async fn running_controller(syncer: &Syncer) -> Option<String> {
     use k8s_openapi::api::coordination::v1::Lease;
     use k8s_openapi::jiff::Timestamp;
@@ -485,14 +492,31 @@ async fn running_controller(syncer: &Syncer) -> Option<String> {
             ));
         }
     };
-    match holder_seen(&lease, "", Timestamp::now()) {
-        Beat::Other(holder) => Some(format!(
-            "a controller is running ({holder} renewed Lease {namespace}/{LEASE_NAME} within \
-             the last minute): it re-creates what cleanup removes at its next pass; stop it \
-             first (e.g. kubectl -n {namespace} scale deployment vault-auth-kubernetes \
-             --replicas=0)"
+    let stop_it = format!(
+        "it re-creates what cleanup removes at its next pass; stop it first (e.g. kubectl -n \
+         {namespace} scale deployment vault-auth-kubernetes --replicas=0)"
+    );
+    if let Beat::Other(holder) = holder_seen(&lease, "", Timestamp::now()) {
+        return Some(format!(
+            "a controller is running ({holder} claimed Lease {namespace}/{LEASE_NAME} within the \
+             last minute): {stop_it}"
+        ));
+    }
+    // A controller alone claims the Lease once, when it starts (it writes nothing while idle),
+    // so an old claim proves nothing: in a cluster, the holder is the controller's Pod.
+    let holder = lease.spec?.holder_identity.filter(|h| !h.is_empty())?;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(syncer.ctx().client.clone(), namespace);
+    match pods.get_opt(&holder).await {
+        Ok(Some(pod)) if pod.metadata.deletion_timestamp.is_none() => Some(format!(
+            "a controller is running (its Pod {namespace}/{holder} holds Lease \
+             {namespace}/{LEASE_NAME}): {stop_it}"
         )),
-        Beat::Held => None,
+        Ok(_) => None,
+        Err(error) => Some(format!(
+            "Lease {namespace}/{LEASE_NAME} is held by {holder}, and whether that Pod runs could \
+             not be read ({error}); a running controller re-creates what cleanup removes"
+        )),
     }
 }
 

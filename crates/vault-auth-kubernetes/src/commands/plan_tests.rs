@@ -21,6 +21,7 @@ fn namespaces(names: &[&str]) -> Vec<NamespaceInfo> {
             name: (*n).into(),
             labels: Default::default(),
             terminating: false,
+            name_label: false,
         })
         .collect()
 }

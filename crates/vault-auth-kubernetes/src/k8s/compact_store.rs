@@ -16,19 +16,23 @@
 //! those again. The log is short and a relist starts a new one: a question it cannot answer
 //! gets `None`, and the asker computes everything again.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::Hash;
+use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::{Arc, Mutex};
+
+use hashbrown::HashTable;
 
 use tokio::sync::watch;
 
 /// What a store holds: a small struct that knows its object's key.
 pub trait Keyed {
     /// What tells the objects apart (namespace and name, or the name of a cluster-scoped
-    /// object): cheap to clone, so the index holds no copies of strings.
-    type Key: Hash + Eq + Clone;
+    /// object), borrowed from the object.
+    type Key<'a>: Hash + Eq
+    where
+        Self: 'a;
     /// The object's key.
-    fn key(&self) -> Self::Key;
+    fn key(&self) -> Self::Key<'_>;
     /// The group its changes are logged under: a namespaced object's namespace, a namespace's
     /// own name.
     fn group(&self) -> Arc<str>;
@@ -95,17 +99,70 @@ impl ChangeLog {
     }
 }
 
-/// Position of each key in a store's list.
-type Index<T> = HashMap<<T as Keyed>::Key, usize>;
+/// The position of each object in a store's list, found by its key's hash and checked
+/// against the object there: the table holds a `u32` per object, not a copy of its key (a
+/// `HashMap` from keys held a second copy of tens of thousands of keys).
+#[derive(Default)]
+struct Index {
+    table: HashTable<u32>,
+    hasher: RandomState,
+}
+
+impl Index {
+    fn hash<T: Keyed>(&self, item: &T) -> u64 {
+        self.hasher.hash_one(item.key())
+    }
+
+    /// Where `item`'s object is in `items`.
+    fn find<T: Keyed>(&self, items: &[T], item: &T) -> Option<usize> {
+        let key = item.key();
+        self.table
+            .find(self.hash(item), |&at| items[at as usize].key() == key)
+            .map(|&at| at as usize)
+    }
+
+    /// Records that the object at `at` (already in `items`) is there.
+    fn insert<T: Keyed>(&mut self, items: &[T], at: usize) {
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hasher.hash_one(items[at].key()), position(at), |&i| {
+                hasher.hash_one(items[i as usize].key())
+            });
+    }
+
+    /// Forgets the position `at` of `item`.
+    fn remove<T: Keyed>(&mut self, item: &T, at: usize) {
+        if let Ok(entry) = self
+            .table
+            .find_entry(self.hash(item), |&i| i as usize == at)
+        {
+            entry.remove();
+        }
+    }
+
+    /// `item` moved from position `from` to `to`.
+    fn moved<T: Keyed>(&mut self, item: &T, from: usize, to: usize) {
+        if let Some(slot) = self
+            .table
+            .find_mut(self.hash(item), |&i| i as usize == from)
+        {
+            *slot = position(to);
+        }
+    }
+}
+
+fn position(at: usize) -> u32 {
+    u32::try_from(at).expect("fewer than 2^32 objects")
+}
 
 /// The shared state of a [`CompactStore`].
 struct Inner<T: Keyed> {
     items: Arc<Vec<T>>,
     /// Position of each key in `items`.
-    index: Index<T>,
+    index: Index,
     /// A relist in progress: what it has listed so far. Swapped in when it is done, so a pass
     /// never sees a half-listed cluster.
-    relist: Option<(Vec<T>, Index<T>)>,
+    relist: Option<(Vec<T>, Index)>,
     log: ChangeLog,
 }
 
@@ -134,7 +191,7 @@ pub struct Writer<T: Keyed> {
 pub fn store<T: Keyed>() -> (CompactStore<T>, Writer<T>) {
     let inner = Arc::new(Mutex::new(Inner {
         items: Arc::new(Vec::new()),
-        index: HashMap::new(),
+        index: Index::default(),
         relist: None,
         log: ChangeLog {
             epoch: 0,
@@ -219,7 +276,7 @@ fn lock<T: Keyed>(inner: &Mutex<Inner<T>>) -> std::sync::MutexGuard<'_, Inner<T>
 impl<T: Clone + Keyed> Writer<T> {
     /// A relist starts: what it lists replaces everything when it is done.
     pub fn relist_started(&self) {
-        lock(&self.inner).relist = Some((Vec::new(), HashMap::new()));
+        lock(&self.inner).relist = Some((Vec::new(), Index::default()));
     }
 
     /// An object of the relist in progress.
@@ -251,26 +308,32 @@ impl<T: Clone + Keyed> Writer<T> {
     /// An object was deleted (`item`: its last state).
     pub fn delete(&self, item: &T) {
         let inner = &mut *lock(&self.inner);
-        let Some(at) = inner.index.remove(&item.key()) else {
+        let Some(at) = inner.index.find(&inner.items, item) else {
             return;
         };
+        inner.index.remove(item, at);
         inner.log.record(item.group());
         let items = Arc::make_mut(&mut inner.items);
         items.swap_remove(at);
-        // The last item moved into the hole: point its key there.
+        // The last item moved into the hole: point its entry there.
         if let Some(moved) = items.get(at) {
-            inner.index.insert(moved.key(), at);
+            inner.index.moved(moved, items.len(), at);
         }
     }
 }
 
-fn upsert<T: Keyed>(items: &mut Vec<T>, index: &mut Index<T>, item: T) {
-    let key = item.key();
-    match index.get(&key) {
-        Some(&at) => items[at] = item,
+fn upsert<T: Keyed>(items: &mut Vec<T>, index: &mut Index, item: T) {
+    match index.find(items, &item) {
+        Some(at) => items[at] = item,
         None => {
-            index.insert(key, items.len());
+            // Grown by an eighth, not doubled: a cold start adds ten thousand ServiceAccounts
+            // to a list of ten thousand, and doubling left up to a list's worth unused. (Such a
+            // list is a block of its own, which the allocator grows in place.)
+            if items.len() == items.capacity() {
+                items.reserve_exact(items.len() / 8 + 16);
+            }
             items.push(item);
+            index.insert(items, items.len() - 1);
         }
     }
 }
@@ -280,9 +343,9 @@ mod tests {
     use super::*;
 
     impl Keyed for (String, u32) {
-        type Key = String;
-        fn key(&self) -> String {
-            self.0.clone()
+        type Key<'a> = &'a str;
+        fn key(&self) -> &str {
+            &self.0
         }
         fn group(&self) -> Arc<str> {
             self.0.split('/').next().unwrap_or_default().into()

@@ -54,7 +54,7 @@ impl Reviewer<'_> {
                 );
             }
             outcomes.push(StepOutcome {
-                step: Step::Reviewer(change.clone()),
+                step: Step::Reviewer(Box::new(change.clone())),
                 result: result.map(|()| Done::Applied {
                     warnings: Vec::new(),
                 }),

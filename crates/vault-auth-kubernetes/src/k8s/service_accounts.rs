@@ -150,7 +150,7 @@ async fn apply_one(
             let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &sa.namespace);
             let params = DeleteParams {
                 preconditions: Some(Preconditions {
-                    uid: Some(current.uid.to_string()),
+                    uid: Some(current.uid().to_string()),
                     resource_version: None,
                 }),
                 ..Default::default()

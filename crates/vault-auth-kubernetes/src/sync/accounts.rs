@@ -69,14 +69,9 @@ fn observed_service_accounts<'a>(
     service_accounts: impl Iterator<Item = &'a ServiceAccountMeta>,
     desired: &DesiredServiceAccounts,
 ) -> BTreeMap<ServiceAccountRef, ObservedServiceAccount> {
-    // Looked up by borrowed names: thousands of ServiceAccounts are not copied to be looked up.
-    let wanted: HashSet<(&str, &str)> = desired
-        .accounts
-        .keys()
-        .map(|sa| (&*sa.namespace, &*sa.name))
-        .collect();
+    // A reference shares the cached names: looking one up copies no string.
     service_accounts
-        .filter(|sa| sa.is_managed() || wanted.contains(&(&*sa.namespace, &*sa.name)))
+        .filter(|sa| sa.is_managed() || desired.accounts.contains_key(&sa.reference()))
         .map(|sa| (sa.reference(), sa.observed()))
         .collect()
 }
@@ -326,13 +321,7 @@ mod tests {
     }
 
     fn namespace(name: &str) -> NamespaceInfo {
-        NamespaceInfo {
-            name: name.into(),
-            labels: [("team".to_string(), name.to_string())]
-                .into_iter()
-                .collect(),
-            terminating: false,
-        }
+        NamespaceInfo::new(name, [("team".to_string(), name.to_string())])
     }
 
     fn snapshot(namespaces: &[&str]) -> ClusterSnapshot {
@@ -552,11 +541,11 @@ mod tests {
                 match change {
                     Change::Namespace { n, team_x, terminating } => {
                         caches.namespace_writer.apply(NamespaceInfo {
-                            name: format!("n{n}").into(),
-                            labels: [("team".to_string(), if team_x { "x" } else { "y" }.to_string())]
-                                .into_iter()
-                                .collect(),
                             terminating,
+                            ..NamespaceInfo::new(
+                                &format!("n{n}"),
+                                [("team".to_string(), if team_x { "x" } else { "y" }.to_string())],
+                            )
                         });
                     }
                     Change::NamespaceGone(n) => caches.namespace_writer.delete(&namespace(&format!("n{n}"))),

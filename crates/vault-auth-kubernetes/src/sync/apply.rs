@@ -109,6 +109,8 @@ impl Syncer {
         // takes as long as the longer of the two, not their sum.
         let accounts = service_accounts::apply(&self.ctx.client, snapshot, &plan.service_accounts);
         let (roles, accounts) = futures::join!(roles, accounts);
+        // Sized once: at a cold start these are thousands of outcomes.
+        report.outcomes.reserve_exact(roles.len() + accounts.len());
         report.outcomes.extend(roles);
         report.outcomes.extend(accounts);
     }

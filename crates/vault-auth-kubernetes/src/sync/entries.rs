@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use k8s_openapi::api::core::v1::ConfigMap;
+
 use crate::k8s::snapshot::ClusterSnapshot;
 use crate::roles::{ParseCache, PolicyGuard, RoleSet, ServerParams, parse_roles_cached};
 use crate::settings::Settings;
@@ -35,11 +37,29 @@ struct MemoState {
 }
 
 /// Everything the result depends on besides the fixed settings.
-#[derive(PartialEq)]
 struct Inputs {
-    data: Option<BTreeMap<String, String>>,
+    /// The ConfigMap to plan with (`None`: missing, or emptied and held back), shared with the
+    /// watch cache: the same object until the ConfigMap changes, so usually compared by
+    /// address, not entry by entry.
+    configmap: Option<Arc<ConfigMap>>,
     own_policies: Vec<String>,
     params: Option<ServerParams>,
+}
+
+impl PartialEq for Inputs {
+    fn eq(&self, other: &Self) -> bool {
+        let same_entries = match (&self.configmap, &other.configmap) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || entries_of(a) == entries_of(b),
+            _ => false,
+        };
+        same_entries && self.own_policies == other.own_policies && self.params == other.params
+    }
+}
+
+fn entries_of(configmap: &ConfigMap) -> &BTreeMap<String, String> {
+    static NONE: BTreeMap<String, String> = BTreeMap::new();
+    configmap.data.as_ref().unwrap_or(&NONE)
 }
 
 impl EntriesMemo {
@@ -53,9 +73,9 @@ impl EntriesMemo {
         snapshot: &ClusterSnapshot,
         params: Option<&ServerParams>,
     ) -> Entries {
-        let (data, held) = snapshot.roles_to_plan(settings.allow_empty_configmap);
+        let (configmap, held) = snapshot.configmap_to_plan(settings.allow_empty_configmap);
         let inputs = Inputs {
-            data,
+            configmap: configmap.cloned(),
             own_policies,
             params: params.cloned(),
         };
@@ -68,7 +88,7 @@ impl EntriesMemo {
                 held,
             };
         }
-        let roles = inputs.data.as_ref().map(|data| {
+        let roles = inputs.configmap.as_deref().map(entries_of).map(|data| {
             let guard = PolicyGuard::new(
                 &inputs.own_policies,
                 &settings.allowed_policies,

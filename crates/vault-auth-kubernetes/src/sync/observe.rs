@@ -268,6 +268,7 @@ mod tests {
             name: "ns".into(),
             labels: Default::default(),
             terminating: false,
+            name_label: false,
         }];
         let desired = desired_service_accounts(&roles, &namespaces);
         let observation = |vault: VaultView| Observation {

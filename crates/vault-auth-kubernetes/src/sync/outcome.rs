@@ -13,8 +13,9 @@ use crate::roles::Finding;
 /// One step of a pass.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
-    /// A change to the reviewer's objects.
-    Reviewer(KubeChange),
+    /// A change to the reviewer's objects (boxed: the steps of a cold start are mostly the
+    /// small ServiceAccount ones, thousands of them).
+    Reviewer(Box<KubeChange>),
     /// Enable the auth method at `auth/<path>`.
     EnableMount { path: String },
     /// Write the auth method's config, for these reasons.

@@ -463,8 +463,8 @@ async fn short_lived_approle_tokens_do_not_interrupt() {
 }
 
 /// The steady state costs nothing: once converged, no list and no write requests reach
-/// Kubernetes over several resyncs (only the open watches, and at most one beat of the
-/// second-writer heartbeat on the Lease, every 20 s).
+/// Kubernetes over several resyncs (only the open watches, and at most one look at the
+/// second-writer Lease, a get every 20 s: alone, the controller claims it only at start).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_state_makes_no_kubernetes_requests() {
     let env = Env::start().await;
@@ -483,19 +483,19 @@ async fn steady_state_makes_no_kubernetes_requests() {
     let lists_and_writes: Vec<_> = counters
         .entries()
         .into_iter()
-        .filter(|(verb, resource, ..)| verb != "watch" && resource != "leases")
+        .filter(|(verb, resource, ..)| verb != "watch" && !(resource == "leases" && verb == "get"))
         .collect();
     assert!(
         lists_and_writes.is_empty(),
         "requests in steady state: {lists_and_writes:?}"
     );
-    let heartbeat: u64 = counters
+    let looks: u64 = counters
         .entries()
         .iter()
         .filter(|(_, resource, ..)| resource == "leases")
         .map(|(.., n)| n)
         .sum();
-    assert!(heartbeat <= 2, "Lease requests in 4 s: {heartbeat}");
+    assert!(looks <= 1, "Lease gets in 4 s: {looks}");
     // And no new Vault logins either.
     assert_eq!(env.bao.token_count().await, vault_tokens);
     controller.stop().await.expect("clean stop");

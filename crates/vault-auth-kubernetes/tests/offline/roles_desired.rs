@@ -7,14 +7,10 @@ use vault_auth_kubernetes::role_names::RoleNames;
 use vault_auth_kubernetes::roles::{Severity, parse_roles};
 
 fn ns(name: &str, labels: &[(&str, &str)]) -> NamespaceInfo {
-    NamespaceInfo {
-        name: name.into(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        terminating: false,
-    }
+    NamespaceInfo::new(
+        name,
+        labels.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    )
 }
 
 fn cluster() -> Vec<NamespaceInfo> {
