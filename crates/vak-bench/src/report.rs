@@ -120,7 +120,9 @@ fn cold_start(out: &mut String, runs: &[Run]) {
         "## Cold start\n\nFrom process start until Vault holds exactly the seeded roles and every \
          ServiceAccount they call for exists. Baseline: the same writes made directly by the \
          harness (AppRole login, Vault 32 and Kubernetes 16 in flight, no reads) on a fresh \
-         cluster and Vault. Requests until 1 s after convergence, the harness's own left out.\n"
+         cluster and Vault, observed and timed as the controller is (the harness's \
+         ServiceAccount watch and Vault polls run beside both). Requests until 1 s after \
+         convergence, the harness's own left out.\n"
     );
     let _ = writeln!(
         out,

@@ -136,7 +136,7 @@ async fn measure(
     let sub = Substrate::start(options, work.path()).await?;
     sub.seed(&namespaces, &roles).await?;
     run.baseline = Some(
-        baseline::replay(&sub, &capture, &roles)
+        scenarios::observed_baseline(&sub, &capture, &roles, &expected)
             .await
             .context("baseline")?,
     );

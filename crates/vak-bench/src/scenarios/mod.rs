@@ -56,6 +56,52 @@ pub struct ColdWrites {
     pub vault: Vec<AuditRequest>,
 }
 
+/// The raw-writer baseline, observed as the controller's cold start is: the harness's
+/// ServiceAccount watch runs and Vault is polled for the roles, in this process beside the
+/// emulator, exactly as while a controller starts, and the time is taken the same way (until
+/// Vault matched and the last ServiceAccount appeared). Without the same observers the
+/// controller was charged the harness's own watch (ten thousand more watch events for the
+/// emulator to send and the harness to read on the same two cores) and the baseline was not.
+pub async fn observed_baseline(
+    sub: &Substrate,
+    capture: &crate::baseline::Capture,
+    roles: &[RoleSpec],
+    expected: &BTreeSet<(String, String)>,
+) -> Result<crate::results::Baseline> {
+    let watch = AccountWatch::start(sub, expected);
+    let sync_start = Instant::now();
+    while !watch.synced() {
+        if sync_start.elapsed() > Duration::from_secs(60) {
+            bail!("the harness's ServiceAccount watch did not sync within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    let observe = async {
+        let mut vault_at: Option<Instant> = None;
+        loop {
+            if vault_at.is_none() {
+                let polled = Instant::now();
+                if vault_matches(sub, roles).await? {
+                    vault_at = Some(polled);
+                }
+            }
+            if let (Some(vault_at), (Some(accounts_at), _)) = (vault_at, watch.progress()) {
+                return Ok::<Instant, anyhow::Error>(vault_at.max(accounts_at));
+            }
+            if started.elapsed() > COLD_START_TIMEOUT {
+                bail!("the baseline did not converge within {COLD_START_TIMEOUT:?}");
+            }
+            tokio::time::sleep(COLD_POLL).await;
+        }
+    };
+    let (replayed, converged) = tokio::join!(crate::baseline::replay(sub, capture, roles), observe);
+    let mut baseline = replayed?;
+    let converged = converged?;
+    baseline.wall_seconds = converged.duration_since(started).as_secs_f64();
+    Ok(baseline)
+}
+
 /// Starts the controller and waits until Vault holds exactly the seed's roles and every
 /// expected ServiceAccount exists.
 pub async fn cold_start<'a>(
