@@ -110,7 +110,7 @@ def check(manifest: Manifest, scope: Scope, *, namespace: str, sa: str, leader: 
         scope,
         "ClusterRole",
     )
-    # The Lease is used either way: leader election, or the second-writer heartbeat.
+    # The Lease is used either way: leader election, or the second-writer claim.
     expected = NAMESPACED | LEASE
     compare(expand(role.body.get("rules", []), scope, "Role"), expected, scope, "Role")
     scope.equal(role.namespace, namespace, "Role namespace")

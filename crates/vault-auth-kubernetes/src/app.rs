@@ -120,7 +120,7 @@ pub async fn run_controller(settings: Settings, shutdown: CancellationToken) -> 
         }
         // Without election this instance always leads. The sender is kept until the loop ends:
         // a closed channel would make the loop's `leader.changed()` fire at once, every time.
-        // It heartbeats on the Lease, so a second controller writing beside it is reported.
+        // It claims the Lease, so a second controller writing beside it is reported.
         None => {
             let (tx, rx) = tokio::sync::watch::channel(true);
             tokio::spawn(crate::k8s::second_writer::run(

@@ -151,6 +151,23 @@ pub fn desired_service_accounts(
     }
 }
 
+/// What of a role binds namespaces: its bound names and patterns, and its selector.
+pub type NamespaceBinding<'a> = (&'a [String], Option<&'a BTreeMap<String, String>>);
+
+/// The namespaces (not being deleted) that any of these bindings binds: what a change of those
+/// bindings can change.
+pub fn namespaces_bound_by<'b>(
+    bindings: impl IntoIterator<Item = NamespaceBinding<'b>>,
+    namespaces: &[NamespaceInfo],
+) -> std::collections::HashSet<Arc<str>> {
+    let index = NamespaceIndex::new(namespaces);
+    bindings
+        .into_iter()
+        .flat_map(|(patterns, selector)| index.bound(patterns, selector))
+        .map(|ns| ns.0.name.clone())
+        .collect()
+}
+
 /// The namespaces that are not being deleted, indexed for what a role looks up: by name, by
 /// name prefix (a pattern's text before its first `*`) and by label. With thousands of
 /// namespaces and roles, scanning every namespace for every pattern or selector role was most
@@ -187,11 +204,19 @@ impl<'a> NamespaceIndex<'a> {
             .map(|at| self.sorted[at])
     }
 
-    /// The names of the namespaces `role` binds: by name, by pattern or by its selector (ORed,
-    /// as in Vault).
+    /// The namespaces `role` binds: by name, by pattern or by its selector (ORed, as in Vault).
     fn bound_by(&self, role: &RoleSpec) -> BTreeSet<ByName<'a>> {
+        self.bound(&role.namespaces, role.namespace_selector.as_ref())
+    }
+
+    /// The namespaces bound by these names and patterns or by this selector.
+    fn bound(
+        &self,
+        patterns: &[String],
+        selector: Option<&BTreeMap<String, String>>,
+    ) -> BTreeSet<ByName<'a>> {
         let mut targets = BTreeSet::new();
-        for bound in &role.namespaces {
+        for bound in patterns {
             match bound.split_once('*') {
                 None => targets.extend(self.named(bound).map(ByName)),
                 Some((prefix, _)) => {
@@ -207,7 +232,7 @@ impl<'a> NamespaceIndex<'a> {
                 }
             }
         }
-        if let Some(match_labels) = &role.namespace_selector {
+        if let Some(match_labels) = selector {
             // The namespaces with the rarest of the pairs, checked for the others; no pair at
             // all selects every namespace.
             let named: Vec<&NamespaceInfo>;

@@ -60,13 +60,18 @@ impl WatchStream {
         self.labels.matches(obj) && self.fields.matches(obj)
     }
 
-    fn encode(&mut self, event_type: &str, obj: &Value, cached: Option<&Bytes>) -> Bytes {
+    fn encode(&mut self, event_type: &str, obj: &Value, cached: Option<&Event>) -> Bytes {
         // Events are rendered per API (conversion, zero values), not served as stored.
         if self.output == Output::Json
             && self.kind.kind != "Event"
-            && let Some(json) = cached
+            && let Some(event) = cached
         {
-            return frame(event_type, json);
+            return frame(event_type, event.encoded_object());
+        }
+        if self.output == Output::Metadata
+            && let Some(event) = cached
+        {
+            return frame(event_type, event.encoded_metadata());
         }
         let rendered = match self.output {
             Output::Table => {
@@ -104,7 +109,7 @@ impl WatchStream {
             meta::metadata_mut(&mut old).insert("resourceVersion".into(), json!(e.rv.to_string()));
             return Some(self.encode(event_type, &old, None));
         }
-        Some(self.encode(event_type, &e.object, Some(e.encoded_object())))
+        Some(self.encode(event_type, &e.object, Some(e)))
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {

@@ -41,6 +41,7 @@ pub struct Event {
     /// (stop) matching into ADDED (DELETED), as Kubernetes does.
     pub previous: Option<Arc<Value>>,
     encoded: OnceLock<Bytes>,
+    encoded_metadata: OnceLock<Bytes>,
 }
 
 impl Event {
@@ -61,6 +62,7 @@ impl Event {
             object,
             previous,
             encoded: OnceLock::new(),
+            encoded_metadata: OnceLock::new(),
         }
     }
 
@@ -68,6 +70,16 @@ impl Event {
     pub fn encoded_object(&self) -> &Bytes {
         self.encoded
             .get_or_init(|| Bytes::from(serde_json::to_vec(&*self.object).unwrap_or_default()))
+    }
+
+    /// The object as PartialObjectMetadata (what metadata-only watches receive), encoded once
+    /// for all of them, as kube-apiserver's watch cache serialises an event once per format
+    /// however many watchers it has.
+    pub fn encoded_metadata(&self) -> &Bytes {
+        self.encoded_metadata.get_or_init(|| {
+            let partial = crate::table::partial_metadata(&self.object);
+            Bytes::from(serde_json::to_vec(&partial).unwrap_or_default())
+        })
     }
 }
 

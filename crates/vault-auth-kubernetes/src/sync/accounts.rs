@@ -8,11 +8,12 @@
 //!   a change) and the same bindings (each valid role's bound names, namespaces and selector,
 //!   and the rejected entries): an edit of a role's policies, TTLs or audience touches no
 //!   ServiceAccount;
-//! - planned again for the changed namespaces only, when the bindings are the same and the
-//!   caches' change logs tell which namespaces' objects changed (a namespace created, a
-//!   ServiceAccount's own watch event): a namespace's part depends on nothing outside it;
-//! - computed again whole otherwise (a binding changed, a relist, many namespaces changed),
-//!   by the same functions a one-shot `plan` uses.
+//! - planned again for the changed namespaces only: those the caches' change logs name (a
+//!   namespace created, a ServiceAccount's own watch event) and those a changed role bound
+//!   before or binds now (an edit of one role's names, namespaces or selector): a namespace's
+//!   part depends only on its own objects and the roles that bind it;
+//! - computed again whole otherwise (the rejected entries changed, a relist, many namespaces
+//!   changed), by the same functions a one-shot `plan` uses.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, Weak};
@@ -20,7 +21,8 @@ use std::sync::{Arc, Mutex, Weak};
 use tracing::debug;
 
 use crate::desired::{
-    DesiredServiceAccounts, NamespaceInfo, ServiceAccountRef, desired_service_accounts,
+    DesiredServiceAccounts, NamespaceBinding, NamespaceInfo, ServiceAccountRef,
+    desired_service_accounts, namespaces_bound_by,
 };
 use crate::k8s::compact_store::Version;
 use crate::k8s::snapshot::{ClusterSnapshot, ServiceAccountMeta};
@@ -148,13 +150,10 @@ impl AccountsMemo {
                 changes.service_accounts.version(),
             )
         });
-        let same_bindings = last
-            .as_ref()
-            .is_some_and(|memo| memo.bindings.same_as(roles));
-        if let Some(memo) = last.as_mut()
-            && same_bindings
-        {
-            if std::ptr::eq(memo.namespaces.as_ptr(), Arc::as_ptr(&snapshot.namespaces))
+        if let Some(memo) = last.as_mut() {
+            let same_bindings = memo.bindings.same_as(roles);
+            if same_bindings
+                && std::ptr::eq(memo.namespaces.as_ptr(), Arc::as_ptr(&snapshot.namespaces))
                 && std::ptr::eq(
                     memo.service_accounts.as_ptr(),
                     Arc::as_ptr(&snapshot.service_accounts),
@@ -162,18 +161,28 @@ impl AccountsMemo {
             {
                 return (memo.accounts.clone(), Planned::Reused);
             }
-            if let Some(changed) = memo.changed_namespaces(snapshot)
-                && changed.len() * INCREMENTAL_SHARE <= snapshot.namespaces.len().max(64)
+            let rebound = match same_bindings {
+                true => Some(HashSet::new()),
+                false => memo.bindings.rebound(roles, &snapshot.namespaces),
+            };
+            if let Some(rebound) = rebound
+                && let Some(mut changed) = memo.changed_namespaces(snapshot)
             {
-                let findings = memo.replan(roles, snapshot, &changed);
-                memo.namespaces = Arc::downgrade(&snapshot.namespaces);
-                memo.service_accounts = Arc::downgrade(&snapshot.service_accounts);
-                memo.versions = versions;
-                memo.accounts = Arc::new(Accounts {
-                    findings,
-                    plan: ServiceAccountPlan::concat(memo.parts.values().cloned()),
-                });
-                return (memo.accounts.clone(), Planned::Namespaces(changed.len()));
+                changed.extend(rebound);
+                if changed.len() * INCREMENTAL_SHARE <= snapshot.namespaces.len().max(64) {
+                    let findings = memo.replan(roles, snapshot, &changed);
+                    memo.namespaces = Arc::downgrade(&snapshot.namespaces);
+                    memo.service_accounts = Arc::downgrade(&snapshot.service_accounts);
+                    memo.versions = versions;
+                    if !same_bindings {
+                        memo.bindings = Bindings::of(roles);
+                    }
+                    memo.accounts = Arc::new(Accounts {
+                        findings,
+                        plan: ServiceAccountPlan::concat(memo.parts.values().cloned()),
+                    });
+                    return (memo.accounts.clone(), Planned::Namespaces(changed.len()));
+                }
             }
         }
         let (findings, parts) = plan_parts(
@@ -286,6 +295,34 @@ impl Bindings {
                 .collect(),
             rejected: roles.rejected.clone(),
         }
+    }
+
+    /// The namespaces whose part of the plan a change from these bindings to those of `roles`
+    /// can change: the ones a changed role bound before or binds now (a namespace's part is a
+    /// function of the roles that bind it). `None` when the rejected entries changed, which can
+    /// change any namespace's part (what an entry's old ServiceAccounts record, and whether
+    /// untracked ones are kept, reach beyond its bindings).
+    fn rebound(&self, roles: &RoleSet, namespaces: &[NamespaceInfo]) -> Option<HashSet<Arc<str>>> {
+        if self.rejected != roles.rejected {
+            return None;
+        }
+        let before: BTreeMap<&str, &Binding> =
+            self.roles.iter().map(|(n, b)| (n.as_str(), b)).collect();
+        let mut changed: Vec<NamespaceBinding> = Vec::new();
+        for (name, spec) in &roles.roles {
+            match before.get(name.as_str()) {
+                Some(binding) if binding.same_as(spec) => continue,
+                Some(binding) => changed.push((&binding.namespaces, binding.selector.as_ref())),
+                None => {}
+            }
+            changed.push((&spec.namespaces, spec.namespace_selector.as_ref()));
+        }
+        for (name, binding) in &self.roles {
+            if !roles.roles.contains_key(name) {
+                changed.push((&binding.namespaces, binding.selector.as_ref()));
+            }
+        }
+        Some(namespaces_bound_by(changed, namespaces))
     }
 
     /// True when `roles` binds exactly what these bindings do. Compared without building the
@@ -484,6 +521,13 @@ mod tests {
         if which & 2 == 2 {
             data.insert("bad".into(), "{".into());
         }
+        if which & 4 == 4 {
+            // The same role bound elsewhere: only its old and new namespaces are planned again.
+            data.insert(
+                "web".into(),
+                r#"{"bound_service_account_names": ["app", "new"], "bound_service_account_namespaces": ["n2", "n5", "n1*"]}"#.into(),
+            );
+        }
         parse_roles(&data)
     }
 
@@ -519,7 +563,7 @@ mod tests {
                 Change::Account { n, name, managed, roles }
             }),
             2 => (0..13u8, 0..3u8).prop_map(|(n, name)| Change::AccountGone { n, name }),
-            1 => (0..4u8).prop_map(Change::Roles),
+            1 => (0..8u8).prop_map(Change::Roles),
             1 => Just(Change::Relist),
         ]
     }

@@ -308,7 +308,7 @@ async fn cleanup_reports_json_and_warns_of_a_running_controller() {
     assert_eq!(report["results"], serde_json::json!([]));
 
     let controller = env.controller(&[]);
-    wait_for("the controller's heartbeat", TIMEOUT, || async {
+    wait_for("the controller's claim on the Lease", TIMEOUT, || async {
         let run = vak(&env, &["cleanup", "--dry-run", "--output", "json"]).await;
         (!run.json()["running_controller"].is_null()).then_some(run)
     })

@@ -241,7 +241,7 @@ pub fn added_and_removed(
 }
 
 /// The Kubernetes writes counted, other than the reports and the controller's own Lease:
-/// Events, the status annotations patched onto the roles ConfigMap, and the heartbeat (or
+/// Events, the status annotations patched onto the roles ConfigMap, and the claim (or
 /// leader election) on the Lease `vault-auth-kubernetes`.
 pub fn writes_besides_reports(env: &Env) -> Vec<(String, String, u16, u64)> {
     env.kube
