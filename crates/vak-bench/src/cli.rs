@@ -43,6 +43,11 @@ pub struct Args {
     /// How long the idle phase lasts, at the largest size only [default: 300s; --quick: 10s].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub idle: Option<Duration>,
+    /// Cold starts, and as many baselines, per size, each on a fresh cluster and Vault: the
+    /// table shows the medians (a single one varies by a third from run to run at 10,000
+    /// namespaces) [default: 3; --quick: 1].
+    #[arg(long)]
+    pub cold_starts: Option<usize>,
     /// Output folder [default: target/bench/<UTC timestamp>].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -202,6 +207,9 @@ pub struct Plan {
     pub edits: usize,
     pub namespace_creates: usize,
     pub burst: usize,
+    /// Cold starts (and baselines) per size; the medians are reported.
+    #[serde(default = "one")]
+    pub cold_starts: usize,
     #[serde(with = "duration_secs")]
     pub idle: Duration,
     /// Quiet time after the burst before the idle phase counts (10 s; 3 s with --quick).
@@ -217,6 +225,10 @@ pub struct Plan {
     pub controllers: Vec<ControllerSpec>,
     #[serde(skip)]
     pub out: PathBuf,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Durations in results.json as seconds (a float), readable by any tool.
@@ -301,6 +313,7 @@ impl Args {
             edits: pick(self.edits, 5, 50),
             namespace_creates: pick(self.namespace_creates, 3, 20),
             burst: pick(self.burst, 20, 100),
+            cold_starts: pick(self.cold_starts, 1, 3).max(1),
             idle: self
                 .idle
                 .unwrap_or(Duration::from_secs(if quick { 10 } else { 300 })),

@@ -121,8 +121,11 @@ fn cold_start(out: &mut String, runs: &[Run]) {
          ServiceAccount they call for exists. Baseline: the same writes made directly by the \
          harness (AppRole login, Vault 32 and Kubernetes 16 in flight, no reads) on a fresh \
          cluster and Vault, observed and timed as the controller is (the harness's \
-         ServiceAccount watch and Vault polls run beside both). Requests until 1 s after \
-         convergence, the harness's own left out.\n"
+         ServiceAccount watch and Vault polls run beside both). With several cold starts per \
+         size (`--cold-starts`, each controller run and each baseline on a fresh cluster and \
+         Vault), the times are medians, with the lowest and highest in brackets, and the ratio \
+         is of the medians; requests and CPU are the first cold start's, memory the highest \
+         peak. Requests until 1 s after convergence, the harness's own left out.\n"
     );
     let _ = writeln!(
         out,
@@ -140,10 +143,10 @@ fn cold_start(out: &mut String, runs: &[Run]) {
             "{} {} | {} | {} | {} | {} | {} |{}",
             row_start(run),
             run.service_accounts,
-            num(c.wall_seconds),
+            spread(c.wall_seconds, &c.samples),
             run.baseline
                 .as_ref()
-                .map_or("n/a".into(), |b| num(b.wall_seconds)),
+                .map_or("n/a".into(), |b| spread(b.wall_seconds, &b.samples)),
             run.baseline_ratio()
                 .map_or("n/a".into(), |r| format!("{}x", num(r))),
             num(c.cpu_seconds),
@@ -152,6 +155,16 @@ fn cold_start(out: &mut String, runs: &[Run]) {
         );
     }
     out.push('\n');
+}
+
+/// A median with its range, when there is more than one sample: `3.07 (2.95–3.20)`.
+fn spread(median: f64, samples: &[f64]) -> String {
+    let lowest = samples.iter().copied().fold(f64::INFINITY, f64::min);
+    let highest = samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    match samples.len() {
+        0 | 1 => num(median),
+        _ => format!("{} ({}–{})", num(median), num(lowest), num(highest)),
+    }
 }
 
 fn edits(out: &mut String, runs: &[Run]) {
@@ -329,6 +342,7 @@ pub(crate) mod tests {
         );
         run.cold_start = Some(ColdStart {
             wall_seconds: 1.5,
+            samples: vec![1.5],
             vault_done_seconds: 1.2,
             service_accounts_done_seconds: 1.5,
             cpu_seconds: 0.25,
@@ -370,6 +384,7 @@ pub(crate) mod tests {
                 edits: 3,
                 namespace_creates: 0,
                 burst: 0,
+                cold_starts: 1,
                 idle: Duration::from_secs(10),
                 idle_settle: Duration::from_secs(3),
                 quick: true,

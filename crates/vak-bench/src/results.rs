@@ -93,7 +93,7 @@ impl Run {
         }
     }
 
-    /// Cold-start wall time over the baseline's.
+    /// Cold-start wall time over the baseline's (their medians).
     pub fn baseline_ratio(&self) -> Option<f64> {
         let ours = self.cold_start.as_ref()?.wall_seconds;
         let base = self.baseline.as_ref()?.wall_seconds;
@@ -137,7 +137,11 @@ impl Requests {
 /// From process start to converged.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ColdStart {
+    /// The median of `samples`.
     pub wall_seconds: f64,
+    /// Every cold start's time, in the order they ran (the first one's requests are counted).
+    #[serde(default)]
+    pub samples: Vec<f64>,
     /// When Vault held every role / every ServiceAccount existed, from process start.
     pub vault_done_seconds: f64,
     pub service_accounts_done_seconds: f64,
@@ -152,7 +156,11 @@ pub struct ColdStart {
 /// The raw-writer baseline: the same writes, done by the harness as fast as it can.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Baseline {
+    /// The median of `samples`.
     pub wall_seconds: f64,
+    /// Every baseline's time, in the order they ran.
+    #[serde(default)]
+    pub samples: Vec<f64>,
     /// Kubernetes writes replayed, by "verb resource".
     pub kubernetes_writes: BTreeMap<String, u64>,
     /// Vault writes replayed, by kind (login, enable, config, role, ...).

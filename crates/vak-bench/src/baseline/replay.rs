@@ -35,6 +35,7 @@ pub async fn replay(sub: &Substrate, capture: &Capture, roles: &[RoleSpec]) -> R
     let kubernetes_writes = kube.context("the baseline's Kubernetes writes")?;
     Ok(Baseline {
         wall_seconds,
+        samples: vec![wall_seconds],
         kubernetes_writes,
         vault_writes,
         notes: capture.notes.clone(),

@@ -99,6 +99,7 @@ pub async fn observed_baseline(
     let mut baseline = replayed?;
     let converged = converged?;
     baseline.wall_seconds = converged.duration_since(started).as_secs_f64();
+    baseline.samples = vec![baseline.wall_seconds];
     Ok(baseline)
 }
 
@@ -168,6 +169,7 @@ pub async fn cold_start<'a>(
     let secs = |t: Instant| t.saturating_duration_since(started).as_secs_f64();
     let cold = ColdStart {
         wall_seconds: secs(converged),
+        samples: vec![secs(converged)],
         vault_done_seconds: secs(vault_at),
         service_accounts_done_seconds: secs(accounts_at),
         cpu_seconds: sample.cpu_seconds,

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::Resource;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::json;
 use tracing::{info, warn};
@@ -85,6 +86,20 @@ fn skipped(why: &str) -> Done {
     Done::Skipped(why.to_string())
 }
 
+/// Creates `sa` without decoding the created object Kubernetes answers with: nothing here reads
+/// it (the watch brings it to the cache), and decoding ten thousand of them was a share of a
+/// cold start's CPU. Errors are the same as `Api::create`'s (kube reads a failure's Status).
+async fn create(client: &kube::Client, sa: &ServiceAccount) -> kube::Result<()> {
+    let namespace = sa.metadata.namespace.as_deref();
+    let request = kube::core::Request::new(ServiceAccount::url_path(&(), namespace))
+        .create(
+            &PostParams::default(),
+            serde_json::to_vec(sa).map_err(kube::Error::SerdeError)?,
+        )
+        .map_err(kube::Error::BuildRequest)?;
+    client.request_text(request).await.map(drop)
+}
+
 /// The cached ServiceAccounts by namespace and name.
 type Current<'a> = HashMap<(&'a str, &'a str), &'a ServiceAccountMeta>;
 
@@ -96,10 +111,7 @@ async fn apply_one(
     let op = |operation: String| move |source| Error::Kube { operation, source };
     match action {
         ServiceAccountAction::Create { sa, roles } => {
-            let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &sa.namespace);
-            let result = api
-                .create(&PostParams::default(), &managed_service_account(sa, roles))
-                .await;
+            let result = create(client, &managed_service_account(sa, roles)).await;
             match result {
                 Ok(_) => {
                     info!(namespace = %sa.namespace, name = %sa.name, roles = %roles_annotation(roles), "created ServiceAccount");
