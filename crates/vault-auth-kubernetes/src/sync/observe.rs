@@ -152,20 +152,19 @@ impl Syncer {
                 role_params: None,
             });
         }
-        let role_params = Some(ServerParams::from_names(
-            &self.ctx.vault.role_parameters(&path).await?,
-        ));
-        let config = self
-            .ctx
-            .vault
-            .read_kubernetes_config(&path)
-            .await?
-            .map(|c| ObservedConfig {
-                kubernetes_host: c.kubernetes_host,
-                kubernetes_ca_cert: c.kubernetes_ca_cert,
-                token_reviewer_jwt_set: c.token_reviewer_jwt_set,
-            });
-        let names = self.ctx.vault.list_roles(&path).await?;
+        // Three independent reads, made at once: they are on the way to every first write.
+        let vault = &self.ctx.vault;
+        let (params, config, names) = tokio::try_join!(
+            vault.role_parameters(&path),
+            vault.read_kubernetes_config(&path),
+            vault.list_roles(&path),
+        )?;
+        let role_params = Some(ServerParams::from_names(&params));
+        let config = config.map(|c| ObservedConfig {
+            kubernetes_host: c.kubernetes_host,
+            kubernetes_ca_cert: c.kubernetes_ca_cert,
+            token_reviewer_jwt_set: c.token_reviewer_jwt_set,
+        });
         let roles = self
             .ctx
             .vault
