@@ -32,7 +32,7 @@ use crate::health::Health;
 use crate::k8s::compact_store::{self, CompactStore, Keyed};
 use crate::k8s::interner::Interner;
 use crate::k8s::snapshot::{
-    ClusterSnapshot, ConfigMapState, ListChanges, ServiceAccountMeta, namespace_info,
+    ClusterSnapshot, ConfigMapState, ListChanges, PendingLists, ServiceAccountMeta, namespace_info,
 };
 use crate::names::{
     ALLOW_EMPTY_ANNOTATION, MANAGED_ANNOTATION, NAMESPACE_READER, REVIEWER_CLUSTER_ROLE_BINDING,
@@ -48,6 +48,9 @@ pub struct Stores {
     namespaces: CompactStore<NamespaceInfo>,
     service_accounts: CompactStore<ServiceAccountMeta>,
     secrets: Store<Secret>,
+    /// The reviewer's ServiceAccount alone (a field selector names it): what the first pass
+    /// needs of ServiceAccounts before the others are listed.
+    reviewer_account: Store<PartialObjectMeta<ServiceAccount>>,
     /// One store per binding name the tool uses (a field selector names one object).
     cluster_role_bindings: [Store<ClusterRoleBinding>; 2],
     cluster_roles: Store<ClusterRole>,
@@ -85,16 +88,36 @@ impl Stores {
             .find(|cm| cm.metadata.name.as_deref() == Some(ROLES_CONFIGMAP))
             // The cache's own copy, shared: a thousand entries are not copied for every pass.
             .map_or(ConfigMapState::Missing, ConfigMapState::Present);
-        let (namespaces, namespace_cursor) = self.namespaces.listing();
-        let (service_accounts, service_account_cursor) = self.service_accounts.listing();
+        let listed = self.namespaces.is_ready() && self.service_accounts.is_ready();
+        let (namespaces, service_accounts, changes, pending) = if listed {
+            let (namespaces, namespace_cursor) = self.namespaces.listing();
+            let (service_accounts, service_account_cursor) = self.service_accounts.listing();
+            let changes = ListChanges {
+                namespaces: namespace_cursor,
+                service_accounts: service_account_cursor,
+            };
+            (namespaces, service_accounts, Some(changes), None)
+        } else {
+            // Still listing: the pass gets the reviewer's ServiceAccount from its own watch and
+            // waits for the rest before it plans ServiceAccounts (`ClusterSnapshot::pending`).
+            let reviewer = self
+                .reviewer_account
+                .state()
+                .iter()
+                .filter_map(|sa| ServiceAccountMeta::from_meta(&sa.metadata))
+                .collect::<Vec<_>>();
+            let pending = PendingLists {
+                namespaces: self.namespaces.clone(),
+                service_accounts: self.service_accounts.clone(),
+            };
+            (Arc::default(), Arc::new(reviewer), None, Some(pending))
+        };
         ClusterSnapshot {
             configmap,
             namespaces,
             service_accounts,
-            changes: Some(ListChanges {
-                namespaces: namespace_cursor,
-                service_accounts: service_account_cursor,
-            }),
+            changes,
+            pending,
             reviewer_secret: self
                 .secrets
                 .state()
@@ -116,12 +139,12 @@ impl Stores {
         }
     }
 
-    /// Waits for every watch's first list; fails when one ended before it.
-    async fn wait_until_ready(&self) -> Result<()> {
+    /// Waits for the first list of every watch but the namespaces' and the ServiceAccounts'
+    /// (see [`ClusterSnapshot::pending`]); fails when one ended before it.
+    async fn wait_until_few_ready(&self) -> Result<()> {
         let mut ready = self.configmap.wait_until_ready().await.is_ok()
-            && self.namespaces.wait_until_ready().await.is_ok()
-            && self.service_accounts.wait_until_ready().await.is_ok()
             && self.secrets.wait_until_ready().await.is_ok()
+            && self.reviewer_account.wait_until_ready().await.is_ok()
             && self.cluster_roles.wait_until_ready().await.is_ok();
         for store in &self.cluster_role_bindings {
             ready = ready && store.wait_until_ready().await.is_ok();
@@ -214,6 +237,14 @@ fn start_watches(
         |_, _| true,
         tasks,
     );
+    let reviewer_account = reflect(
+        Api::<PartialObjectMeta<ServiceAccount>>::namespaced(client.clone(), namespace),
+        cfg.clone()
+            .fields(&format!("metadata.name={REVIEWER_SERVICE_ACCOUNT}")),
+        w.clone(),
+        |_, _| true,
+        tasks,
+    );
     // The tool's cluster-scoped objects by name, whoever made them: the plan decides whether
     // one is the tool's (its label), the original's (adopted) or someone else's (left alone).
     let by_name = |name: &str| cfg.clone().fields(&format!("metadata.name={name}"));
@@ -238,6 +269,7 @@ fn start_watches(
         namespaces,
         service_accounts,
         secrets,
+        reviewer_account,
         cluster_role_bindings,
         cluster_roles,
     }
@@ -422,12 +454,24 @@ pub async fn run(
         &health,
         &mut tasks,
     );
+    // The first pass starts once the few small watches have listed; the namespaces and
+    // ServiceAccounts (tens of thousands in a large cluster) are listed meanwhile, and the pass
+    // plans ServiceAccounts once they are in (its Vault half does not wait for them).
     tokio::select! {
-        ready = stores.wait_until_ready() => ready?,
+        ready = stores.wait_until_few_ready() => ready?,
         () = shutdown.cancelled() => return Ok(()),
     }
-    health.set_caches_ready();
-    info!("watch caches ready");
+    tasks.spawn({
+        let (stores, health) = (stores.clone(), health.clone());
+        async move {
+            let listed = stores.namespaces.wait_until_ready().await.is_ok()
+                && stores.service_accounts.wait_until_ready().await.is_ok();
+            if listed {
+                health.set_caches_ready();
+                info!("watch caches ready");
+            }
+        }
+    });
 
     let resync = syncer.ctx().settings.resync_interval;
     let mut failures: u32 = 0;

@@ -18,6 +18,7 @@ pub(crate) fn empty_snapshot() -> ClusterSnapshot {
         cluster_role_bindings: Vec::new(),
         cluster_roles: Vec::new(),
         changes: None,
+        pending: None,
     }
 }
 

@@ -228,6 +228,11 @@ impl<T: Keyed> CompactStore<T> {
         (inner.items.clone(), cursor)
     }
 
+    /// True once the first complete list is in.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
     /// Waits for the first complete list; fails when the watch task ended before it.
     pub async fn wait_until_ready(&self) -> Result<(), watch::error::RecvError> {
         let mut ready = self.ready.clone();

@@ -15,7 +15,7 @@ use kube::core::PartialObjectMeta;
 
 use crate::desired::{NamespaceInfo, ServiceAccountRef};
 use crate::error::{Error, Result};
-use crate::k8s::compact_store::Cursor;
+use crate::k8s::compact_store::{CompactStore, Cursor};
 use crate::names::{
     ALLOW_EMPTY_ANNOTATION, MANAGED_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_VALUE,
     NAMESPACE_READER, REVIEWER_CLUSTER_ROLE_BINDING, REVIEWER_TOKEN_SECRET, ROLES_ANNOTATION,
@@ -191,6 +191,52 @@ pub struct ClusterSnapshot {
     /// a pass can plan again only the namespaces that changed since the last one. None for a
     /// snapshot listed by a one-shot command.
     pub changes: Option<ListChanges>,
+    /// Set when the namespace and ServiceAccount caches had not finished their first list: the
+    /// two lists above are then incomplete (they hold only the reviewer's ServiceAccount, from
+    /// a watch of its own), and a pass plans the ServiceAccounts only once [`PendingLists`] has
+    /// them. The controller's first pass after a start, whose Vault half need not wait for
+    /// tens of thousands of objects to be listed.
+    pub pending: Option<PendingLists>,
+}
+
+/// The namespace and ServiceAccount caches of a snapshot taken before their first list was
+/// complete (see [`ClusterSnapshot::pending`]).
+#[derive(Clone)]
+pub struct PendingLists {
+    pub namespaces: CompactStore<NamespaceInfo>,
+    pub service_accounts: CompactStore<ServiceAccountMeta>,
+}
+
+impl std::fmt::Debug for PendingLists {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingLists")
+    }
+}
+
+impl PendingLists {
+    /// `snapshot` with its namespace and ServiceAccount lists complete, once both caches have
+    /// listed everything; fails when a watch ended before that.
+    pub async fn complete(&self, snapshot: &ClusterSnapshot) -> Result<ClusterSnapshot> {
+        let listed = self.namespaces.wait_until_ready().await.is_ok()
+            && self.service_accounts.wait_until_ready().await.is_ok();
+        if !listed {
+            return Err(Error::KubeConfig(
+                "a watch ended before its first list".to_string(),
+            ));
+        }
+        let (namespaces, namespace_cursor) = self.namespaces.listing();
+        let (service_accounts, service_account_cursor) = self.service_accounts.listing();
+        Ok(ClusterSnapshot {
+            namespaces,
+            service_accounts,
+            changes: Some(ListChanges {
+                namespaces: namespace_cursor,
+                service_accounts: service_account_cursor,
+            }),
+            pending: None,
+            ..snapshot.clone()
+        })
+    }
 }
 
 /// The change-log cursors of a snapshot's namespace and ServiceAccount lists.
@@ -307,6 +353,7 @@ impl ClusterSnapshot {
             cluster_role_bindings,
             cluster_roles,
             changes: None,
+            pending: None,
         })
     }
 }

@@ -379,6 +379,7 @@ mod tests {
             cluster_role_bindings: vec![],
             cluster_roles: vec![],
             changes: None,
+            pending: None,
         }
     }
 

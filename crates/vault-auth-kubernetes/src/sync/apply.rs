@@ -99,11 +99,7 @@ impl Syncer {
         plan: &Plan,
         report: &mut PassReport,
     ) {
-        let path = self.auth_path();
-        let path = &path;
-        let roles = crate::bounded::run(&plan.roles, VAULT_CONCURRENCY, |action| {
-            self.apply_role(path, action)
-        });
+        let roles = self.apply_roles(plan);
         // Vault and Kubernetes are written at the same time: neither waits for the other (a
         // ServiceAccount does not need its role to exist, nor the reverse), so a cold start
         // takes as long as the longer of the two, not their sum.
@@ -113,6 +109,16 @@ impl Syncer {
         report.outcomes.reserve_exact(roles.len() + accounts.len());
         report.outcomes.extend(roles);
         report.outcomes.extend(accounts);
+    }
+
+    /// Carries out the role actions of the plan, at most [`VAULT_CONCURRENCY`] at a time.
+    pub(super) async fn apply_roles(&self, plan: &Plan) -> Vec<StepOutcome> {
+        let path = self.auth_path();
+        let path = &path;
+        crate::bounded::run(&plan.roles, VAULT_CONCURRENCY, |action| {
+            self.apply_role(path, action)
+        })
+        .await
     }
 
     async fn apply_role(&self, path: &str, action: &RoleAction) -> StepOutcome {

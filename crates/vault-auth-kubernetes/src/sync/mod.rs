@@ -36,6 +36,7 @@ use tracing::{Instrument, debug, info_span};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::k8s::reviewer::Reviewer;
+use crate::k8s::service_accounts;
 use crate::k8s::snapshot::ClusterSnapshot;
 use crate::names::KUBERNETES_AUTH_TYPE;
 use crate::plan::{MountState, refuse_foreign_mount};
@@ -254,15 +255,50 @@ impl Syncer {
         }
         report.findings = observation.findings().cloned().collect();
         report.empty_configmap_held = observation.empty_configmap_held;
-        if !stopped {
-            self.apply_roles_and_accounts(snapshot, &plan, &mut report)
-                .await;
-        }
-        let managed_before = snapshot
-            .service_accounts
-            .iter()
-            .filter(|s| s.is_managed())
-            .count();
+        let managed_before = match &snapshot.pending {
+            None => {
+                if !stopped {
+                    self.apply_roles_and_accounts(snapshot, &plan, &mut report)
+                        .await;
+                }
+                managed(snapshot)
+            }
+            // The namespaces and ServiceAccounts were still being listed: the roles are written
+            // meanwhile, and the ServiceAccount half is planned, by the same function as any
+            // pass's, and carried out once the lists are in.
+            Some(pending) => {
+                let roles = async {
+                    match stopped {
+                        true => Vec::new(),
+                        false => self.apply_roles(&plan).await,
+                    }
+                };
+                let accounts = async {
+                    let listed = pending.complete(snapshot).await?;
+                    let accounts =
+                        (observation.roles.as_ref()).map(|roles| self.accounts.get(roles, &listed));
+                    let outcomes = match (&accounts, stopped) {
+                        (Some(accounts), false) => {
+                            let actions = &accounts.plan.actions;
+                            service_accounts::apply(&self.ctx.client, &listed, actions).await
+                        }
+                        _ => Vec::new(),
+                    };
+                    Ok::<_, Error>((managed(&listed), accounts, outcomes))
+                };
+                let (role_outcomes, accounts) = futures::join!(roles, accounts);
+                report.outcomes.extend(role_outcomes);
+                let (managed_before, accounts, outcomes) = accounts?;
+                report.outcomes.extend(outcomes);
+                if let Some(accounts) = &accounts {
+                    plan.service_accounts = accounts.plan.actions.clone();
+                    plan.notes.extend(accounts.plan.notes.iter().cloned());
+                    report.findings.extend(accounts.findings.iter().cloned());
+                }
+                observation.service_accounts = accounts;
+                managed_before
+            }
+        };
         report.managed_service_accounts = managed_after(managed_before, &report);
         let view = VaultView::after(observation, &plan, &report);
         report.vault_roles = view.roles.len();
@@ -272,6 +308,15 @@ impl Syncer {
         report.plan = plan;
         Ok(report)
     }
+}
+
+/// Managed ServiceAccounts in a snapshot.
+fn managed(snapshot: &ClusterSnapshot) -> usize {
+    snapshot
+        .service_accounts
+        .iter()
+        .filter(|s| s.is_managed())
+        .count()
 }
 
 /// Managed ServiceAccounts after the pass: before, plus confirmed creates, minus confirmed

@@ -203,9 +203,12 @@ impl Syncer {
             roles,
             held: empty_configmap_held,
         } = entries;
-        let service_accounts = roles
-            .as_ref()
-            .map(|roles| self.accounts.get(roles, snapshot));
+        // With the namespace and ServiceAccount lists still coming in, the ServiceAccount half
+        // is planned later in the pass (see `ClusterSnapshot::pending`); empty until then.
+        let service_accounts = roles.as_ref().map(|roles| match snapshot.pending {
+            Some(_) => Arc::default(),
+            None => self.accounts.get(roles, snapshot),
+        });
 
         let mut last_written = self.last_written.lock().await.clone();
         if last_written.is_none() {

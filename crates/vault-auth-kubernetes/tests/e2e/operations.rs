@@ -491,6 +491,81 @@ async fn emulator_only_a_blip_at_start_backs_off_and_recovers_within_seconds() {
     assert!(took < Duration::from_secs(15), "{took:?}");
 }
 
+/// The first pass does not wait for the namespaces and ServiceAccounts to be listed (emulator
+/// only: their list fails a few times, so they come in a second or more after the small
+/// watches): the roles are written meanwhile, and the ServiceAccounts are planned and made
+/// once the lists are in, by the same rules as any pass (a wanted name that exists unmanaged is
+/// left alone, a managed one no role wants is deleted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulator_only_the_first_pass_writes_roles_while_service_accounts_are_still_listed() {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::api::{ObjectMeta, PostParams};
+    let env = Env::emulator(Default::default()).await;
+    env.create_namespace("team-a", &[]).await;
+    let account = |ns: &str, name: &str, managed: bool| ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            annotations: managed.then(|| [("vak-managed".to_string(), "true".to_string())].into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    for (ns, name, managed) in [("team-a", "app", false), ("default", "stale", true)] {
+        Api::<ServiceAccount>::namespaced(env.client(), ns)
+            .create(&PostParams::default(), &account(ns, name, managed))
+            .await
+            .expect("create ServiceAccount");
+    }
+    env.put_roles(&[(
+        "default",
+        json!({
+            "bound_service_account_names": ["vault-agent-injector", "app"],
+            "bound_service_account_namespaces": ["default", "team-a"],
+            "token_policies": ["p1"]
+        }),
+    )])
+    .await;
+    env.kube
+        .emulator_handle()
+        .faults()
+        .fail_next("list", "namespaces", 3, 500);
+    let p = Process::spawn(&env, "solo", &[]);
+    wait_for("ready", TIMEOUT, || async { p.ready().await.then_some(()) }).await;
+
+    let log = p.log();
+    let role_written = log.find("created role").expect("the role was written");
+    let listed = log.find("watch caches ready").expect("the caches listed");
+    assert!(
+        role_written < listed,
+        "the role is written while the namespaces are still listed:\n{log}"
+    );
+    assert!(env.vault_role("default").await.is_some());
+    let managed = |sa: Option<ServiceAccount>| {
+        sa.and_then(|sa| sa.metadata.annotations)
+            .is_some_and(|a| a.get("vak-managed").map(String::as_str) == Some("true"))
+    };
+    for (ns, name) in [
+        ("default", "vault-agent-injector"),
+        ("default", "app"),
+        ("team-a", "vault-agent-injector"),
+    ] {
+        assert!(
+            managed(env.service_account(ns, name).await),
+            "{ns}/{name} made"
+        );
+    }
+    let theirs = env.service_account("team-a", "app").await;
+    assert!(
+        theirs.is_some() && !managed(theirs),
+        "team-a/app left alone"
+    );
+    assert!(
+        env.service_account("default", "stale").await.is_none(),
+        "the managed one no role wants is deleted"
+    );
+}
+
 /// 5,000 invalid entries beside the README's roles: one Warning Event for all of them (naming a
 /// few and the count), each entry logged once, and nothing more on the resyncs that follow
 /// (before: 15,002 Events and 30,000 ERROR lines per pass).
