@@ -38,29 +38,52 @@ fn object(change: &KubeChange) -> Result<&Desired> {
 }
 
 impl Reviewer<'_> {
-    /// Carries out the changes in order; one failing does not stop the others (each is about
-    /// another object), and each result is reported as it came back.
+    /// Carries out the changes; one failing does not stop the others (each is about another
+    /// object), and each result is reported as it came back, in the plan's order.
+    ///
+    /// The ServiceAccount and its token Secret are made one after the other, in the plan's
+    /// order: Kubernetes fills in (or, for a ServiceAccount that does not exist, deletes) a
+    /// token Secret by the account it names. The cluster roles and bindings depend on nothing
+    /// and are made meanwhile: a cold start waits for the slowest chain, not for the sum.
     pub async fn apply(&self, changes: &[KubeChange]) -> Vec<StepOutcome> {
-        let mut outcomes = Vec::with_capacity(changes.len());
-        for change in changes {
-            let result = self.apply_one(change).await;
-            if result.is_ok() {
-                info!(
-                    action = ?change.action,
-                    kind = change.kind,
-                    name = %change.name,
-                    reason = %change.reason,
-                    "reviewer object changed"
-                );
+        let (token, independent): (Vec<_>, Vec<_>) = changes
+            .iter()
+            .enumerate()
+            .partition(|(_, change)| matches!(change.kind, "ServiceAccount" | "Secret"));
+        let token = async {
+            let mut outcomes = Vec::with_capacity(token.len());
+            for (i, change) in token {
+                outcomes.push((i, self.apply_logged(change).await));
             }
-            outcomes.push(StepOutcome {
-                step: Step::Reviewer(Box::new(change.clone())),
-                result: result.map(|()| Done::Applied {
-                    warnings: Vec::new(),
-                }),
-            });
+            outcomes
+        };
+        let independent = futures::future::join_all(
+            (independent.into_iter())
+                .map(|(i, change)| async move { (i, self.apply_logged(change).await) }),
+        );
+        let (mut outcomes, others) = futures::join!(token, independent);
+        outcomes.extend(others);
+        outcomes.sort_unstable_by_key(|(i, _)| *i);
+        outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+    }
+
+    async fn apply_logged(&self, change: &KubeChange) -> StepOutcome {
+        let result = self.apply_one(change).await;
+        if result.is_ok() {
+            info!(
+                action = ?change.action,
+                kind = change.kind,
+                name = %change.name,
+                reason = %change.reason,
+                "reviewer object changed"
+            );
         }
-        outcomes
+        StepOutcome {
+            step: Step::Reviewer(Box::new(change.clone())),
+            result: result.map(|()| Done::Applied {
+                warnings: Vec::new(),
+            }),
+        }
     }
 
     async fn apply_one(&self, change: &KubeChange) -> Result<()> {

@@ -19,14 +19,9 @@ fn applied(warnings: Vec<String>) -> Done {
 }
 
 impl Syncer {
-    /// Enables the mount and writes its config as the plan says. Returns true when a step
-    /// failed: the pass stops there, roles cannot be written without them.
-    pub(super) async fn apply_mount_and_config(
-        &self,
-        observation: &Observation,
-        plan: &Plan,
-        report: &mut PassReport,
-    ) -> bool {
+    /// Enables the mount when the plan says so. Returns true when that failed: the pass stops
+    /// there, nothing else can be written without the mount.
+    pub(super) async fn enable_mount(&self, plan: &Plan, report: &mut PassReport) -> bool {
         let path = self.auth_path();
         if plan.enable_mount {
             let description = format!(
@@ -57,6 +52,18 @@ impl Syncer {
                 return true;
             }
         }
+        false
+    }
+
+    /// Writes the mount's config when the plan says so. Returns true when that failed: the
+    /// pass stops there, the roles are not written to a mount that cannot review tokens.
+    pub(super) async fn write_config(
+        &self,
+        observation: &Observation,
+        plan: &Plan,
+        report: &mut PassReport,
+    ) -> bool {
+        let path = self.auth_path();
         if let Some(change) = &plan.write_config {
             let body = KubernetesConfigWrite {
                 kubernetes_host: observation.config.kubernetes_host.clone(),

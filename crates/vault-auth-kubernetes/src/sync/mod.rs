@@ -231,19 +231,32 @@ impl Syncer {
             .await;
         let mut plan =
             observation.plan(self.ctx.settings.mount.as_str(), &self.fingerprint_scope())?;
-        let stopped = self
-            .apply_mount_and_config(&observation, &plan, &mut report)
-            .await;
-        if !stopped && plan.enable_mount {
-            // The role bodies depend on what the new mount accepts (HashiCorp Vault and OpenBao
-            // differ), which only the mount itself can say: read it, and plan the roles again.
-            let (enabled, config) = (plan.enable_mount, plan.write_config.take());
-            let vault = self.read_vault(self.mount_state().await?).await?;
-            let entries = self.entries(snapshot, vault.role_params.as_ref());
-            observation = self.observe_with(snapshot, vault, entries, jwt).await;
-            plan = observation.plan(self.ctx.settings.mount.as_str(), &self.fingerprint_scope())?;
-            plan.enable_mount = enabled;
-            plan.write_config = config;
+        let mut stopped = self.enable_mount(&plan, &mut report).await;
+        if !stopped {
+            // The role bodies depend on what a new mount accepts (HashiCorp Vault and OpenBao
+            // differ), which only the mount itself can say: it is read while its config is
+            // written (the config it reads may predate the write; the written one is what the
+            // plan keeps), and the roles are planned again. Vault has just confirmed the
+            // enable: the mount is a kubernetes one, not looked up again.
+            let reread = async {
+                match plan.enable_mount {
+                    true => Some(self.read_vault(MountState::Kubernetes).await),
+                    false => None,
+                }
+            };
+            let (config_failed, reread) =
+                futures::join!(self.write_config(&observation, &plan, &mut report), reread);
+            stopped = config_failed;
+            if let (false, Some(vault)) = (stopped, reread) {
+                let (enabled, config) = (plan.enable_mount, plan.write_config.take());
+                let vault = vault?;
+                let entries = self.entries(snapshot, vault.role_params.as_ref());
+                observation = self.observe_with(snapshot, vault, entries, jwt).await;
+                plan = observation
+                    .plan(self.ctx.settings.mount.as_str(), &self.fingerprint_scope())?;
+                plan.enable_mount = enabled;
+                plan.write_config = config;
+            }
         }
         if let Some(roles) = &observation.roles {
             report.rejected = roles.rejected.iter().cloned().collect();
