@@ -304,9 +304,21 @@ pub fn read_managed(obj: &Value) -> Vec<ManagedEntry> {
 
 /// Writes managedFields (entries with empty sets are dropped, as Kubernetes drops them).
 pub fn write_managed(obj: &mut Value, entries: &[ManagedEntry]) {
-    let list: Vec<Value> = entries
-        .iter()
-        .filter(|e| !e.fields.is_empty())
+    let mut kept: Vec<&ManagedEntry> = entries.iter().filter(|e| !e.fields.is_empty()).collect();
+    // kube-apiserver's order (its field manager sorts the encoded entries): by operation
+    // ("Apply" before "Update"), then by time to the second, then by manager and apiVersion. So
+    // two managers writing within one second are listed by name, and across seconds by time.
+    kept.sort_by_cached_key(|e| {
+        let seconds = chrono::DateTime::parse_from_rfc3339(&e.time).map_or(0, |t| t.timestamp());
+        (
+            e.operation.clone(),
+            seconds,
+            e.manager.clone(),
+            e.api_version.clone(),
+        )
+    });
+    let list: Vec<Value> = kept
+        .into_iter()
         .map(|e| {
             json!({
                 "manager": e.manager,
@@ -402,6 +414,40 @@ mod tests {
 
     fn p(parts: &[&str]) -> FieldPath {
         parts.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn managed_fields_in_kube_apiservers_order() {
+        let entry = |manager: &str, operation: &str, time: &str| ManagedEntry {
+            manager: manager.into(),
+            operation: operation.into(),
+            api_version: "v1".into(),
+            time: time.into(),
+            fields: [p(&["data", manager])].into_iter().collect(),
+        };
+        let order = |entries: &[ManagedEntry]| {
+            let mut obj = json!({"metadata": {}});
+            write_managed(&mut obj, entries);
+            obj["metadata"]["managedFields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["manager"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        // Within one second: by name, whatever order they were written in.
+        let same_second = [
+            entry("bob", "Apply", "2026-01-01T00:00:05Z"),
+            entry("alice", "Apply", "2026-01-01T00:00:05Z"),
+        ];
+        assert_eq!(order(&same_second), ["alice", "bob"]);
+        // Across seconds: the earlier first; and every Apply before any Update.
+        let across = [
+            entry("alice", "Apply", "2026-01-01T00:00:07Z"),
+            entry("carol", "Update", "2026-01-01T00:00:01Z"),
+            entry("bob", "Apply", "2026-01-01T00:00:06Z"),
+        ];
+        assert_eq!(order(&across), ["bob", "alice", "carol"]);
     }
 
     #[test]

@@ -77,6 +77,21 @@ fn object(map: &mut Map<String, Value>, vars: &[(&String, &String)]) {
             _ => value(v, vars),
         }
     }
+    // kube-apiserver orders managedFields by operation, then by time to the second, then by
+    // manager: whether two writes fell within one second (listed by name) or not (by time)
+    // depends on each server's clock. With the times replaced above, the entries are put in
+    // the order of what is left (operation, manager, apiVersion); the emulator's own order is
+    // checked by its unit test (`managed_fields_in_kube_apiservers_order`).
+    if let Some(Value::Array(entries)) = map.get_mut("managedFields") {
+        entries.sort_by_cached_key(|e| {
+            ["operation", "manager", "apiVersion", "subresource"].map(|k| {
+                e.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            })
+        });
+    }
     if is_token_secret || is_root_ca {
         // Each cluster has its own CA and signing key.
         if let Some(Value::Object(data)) = map.get_mut("data") {
