@@ -32,7 +32,7 @@ use crate::health::Health;
 use crate::k8s::compact_store::{self, CompactStore, Keyed};
 use crate::k8s::interner::Interner;
 use crate::k8s::snapshot::{
-    ClusterSnapshot, ConfigMapState, ListChanges, PendingLists, ServiceAccountMeta, namespace_info,
+    BigLists, ClusterSnapshot, ConfigMapState, ServiceAccountMeta, namespace_info,
 };
 use crate::names::{
     ALLOW_EMPTY_ANNOTATION, MANAGED_ANNOTATION, NAMESPACE_READER, REVIEWER_CLUSTER_ROLE_BINDING,
@@ -45,8 +45,7 @@ use crate::sync::{PassReport, Syncer, Trigger, VaultRead};
 pub struct Stores {
     configmap: Store<ConfigMap>,
     /// The two kinds that come by the thousand, in compact form (see [`compact_store`]).
-    namespaces: CompactStore<NamespaceInfo>,
-    service_accounts: CompactStore<ServiceAccountMeta>,
+    lists: BigLists,
     secrets: Store<Secret>,
     /// The reviewer's ServiceAccount alone (a field selector names it): what the first pass
     /// needs of ServiceAccounts before the others are listed.
@@ -88,14 +87,8 @@ impl Stores {
             .find(|cm| cm.metadata.name.as_deref() == Some(ROLES_CONFIGMAP))
             // The cache's own copy, shared: a thousand entries are not copied for every pass.
             .map_or(ConfigMapState::Missing, ConfigMapState::Present);
-        let listed = self.namespaces.is_ready() && self.service_accounts.is_ready();
-        let (namespaces, service_accounts, changes, pending) = if listed {
-            let (namespaces, namespace_cursor) = self.namespaces.listing();
-            let (service_accounts, service_account_cursor) = self.service_accounts.listing();
-            let changes = ListChanges {
-                namespaces: namespace_cursor,
-                service_accounts: service_account_cursor,
-            };
+        let (namespaces, service_accounts, changes, pending) = if self.lists.is_listed() {
+            let (namespaces, service_accounts, changes) = self.lists.listing();
             (namespaces, service_accounts, Some(changes), None)
         } else {
             // Still listing: the pass gets the reviewer's ServiceAccount from its own watch and
@@ -106,11 +99,12 @@ impl Stores {
                 .iter()
                 .filter_map(|sa| ServiceAccountMeta::from_meta(&sa.metadata))
                 .collect::<Vec<_>>();
-            let pending = PendingLists {
-                namespaces: self.namespaces.clone(),
-                service_accounts: self.service_accounts.clone(),
-            };
-            (Arc::default(), Arc::new(reviewer), None, Some(pending))
+            (
+                Arc::default(),
+                Arc::new(reviewer),
+                None,
+                Some(self.lists.clone()),
+            )
         };
         ClusterSnapshot {
             configmap,
@@ -266,8 +260,10 @@ fn start_watches(
     );
     Stores {
         configmap,
-        namespaces,
-        service_accounts,
+        lists: BigLists {
+            namespaces,
+            service_accounts,
+        },
         secrets,
         reviewer_account,
         cluster_role_bindings,
@@ -464,9 +460,7 @@ pub async fn run(
     tasks.spawn({
         let (stores, health) = (stores.clone(), health.clone());
         async move {
-            let listed = stores.namespaces.wait_until_ready().await.is_ok()
-                && stores.service_accounts.wait_until_ready().await.is_ok();
-            if listed {
+            if stores.lists.wait_listed().await {
                 health.set_caches_ready();
                 info!("watch caches ready");
             }

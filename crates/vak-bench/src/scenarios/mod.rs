@@ -68,14 +68,7 @@ pub async fn observed_baseline(
     roles: &[RoleSpec],
     expected: &BTreeSet<(String, String)>,
 ) -> Result<crate::results::Baseline> {
-    let watch = AccountWatch::start(sub, expected);
-    let sync_start = Instant::now();
-    while !watch.synced() {
-        if sync_start.elapsed() > Duration::from_secs(60) {
-            bail!("the harness's ServiceAccount watch did not sync within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let watch = AccountWatch::synced(sub, expected).await?;
     let started = Instant::now();
     let observe = async {
         let mut vault_at: Option<Instant> = None;
@@ -113,14 +106,7 @@ pub async fn cold_start<'a>(
     roles: Vec<RoleSpec>,
     expected: &BTreeSet<(String, String)>,
 ) -> Result<(Bench<'a>, ColdStart, ColdWrites)> {
-    let watch = AccountWatch::start(sub, expected);
-    let sync_start = Instant::now();
-    while !watch.synced() {
-        if sync_start.elapsed() > Duration::from_secs(60) {
-            bail!("the harness's ServiceAccount watch did not sync within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let watch = AccountWatch::synced(sub, expected).await?;
     sub.cluster.reset_counters();
     let window = Window::open(sub)?;
     let success_before = sub.server_tally(true);

@@ -131,7 +131,7 @@ struct WatchState {
 }
 
 impl AccountWatch {
-    pub(super) fn start(sub: &Substrate, expected: &BTreeSet<(String, String)>) -> AccountWatch {
+    fn start(sub: &Substrate, expected: &BTreeSet<(String, String)>) -> AccountWatch {
         let state = Arc::new(Mutex::new(WatchState {
             missing: expected.iter().cloned().collect(),
             synced: false,
@@ -167,8 +167,21 @@ impl AccountWatch {
         AccountWatch { task, state }
     }
 
-    pub(super) fn synced(&self) -> bool {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).synced
+    /// A watch started and past its first list, so what it counts from now on is what
+    /// appeared after this call; fails after 60 s.
+    pub(super) async fn synced(
+        sub: &Substrate,
+        expected: &BTreeSet<(String, String)>,
+    ) -> Result<AccountWatch> {
+        let watch = AccountWatch::start(sub, expected);
+        let started = Instant::now();
+        while !watch.state.lock().unwrap_or_else(|p| p.into_inner()).synced {
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("the harness's ServiceAccount watch did not sync within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(watch)
     }
 
     /// When the last expected ServiceAccount appeared, and how many are still missing.

@@ -193,46 +193,69 @@ pub struct ClusterSnapshot {
     pub changes: Option<ListChanges>,
     /// Set when the namespace and ServiceAccount caches had not finished their first list: the
     /// two lists above are then incomplete (they hold only the reviewer's ServiceAccount, from
-    /// a watch of its own), and a pass plans the ServiceAccounts only once [`PendingLists`] has
+    /// a watch of its own), and a pass plans the ServiceAccounts only once [`BigLists`] has
     /// them. The controller's first pass after a start, whose Vault half need not wait for
     /// tens of thousands of objects to be listed.
-    pub pending: Option<PendingLists>,
+    pub pending: Option<BigLists>,
 }
 
-/// The namespace and ServiceAccount caches of a snapshot taken before their first list was
-/// complete (see [`ClusterSnapshot::pending`]).
+/// The namespace and ServiceAccount caches, the two kinds that come by the thousand; a
+/// snapshot taken before their first list was complete carries them (see
+/// [`ClusterSnapshot::pending`]).
 #[derive(Clone)]
-pub struct PendingLists {
+pub struct BigLists {
     pub namespaces: CompactStore<NamespaceInfo>,
     pub service_accounts: CompactStore<ServiceAccountMeta>,
 }
 
-impl std::fmt::Debug for PendingLists {
+impl std::fmt::Debug for BigLists {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PendingLists")
+        f.write_str("BigLists")
     }
 }
 
-impl PendingLists {
+impl BigLists {
+    /// True once both caches have their first complete list.
+    pub fn is_listed(&self) -> bool {
+        self.namespaces.is_ready() && self.service_accounts.is_ready()
+    }
+
+    /// Waits for both first lists; false when a watch ended before.
+    pub async fn wait_listed(&self) -> bool {
+        self.namespaces.wait_until_ready().await.is_ok()
+            && self.service_accounts.wait_until_ready().await.is_ok()
+    }
+
+    /// Both lists as they are now, with the cursors that tell what changed since.
+    pub fn listing(
+        &self,
+    ) -> (
+        Arc<Vec<NamespaceInfo>>,
+        Arc<Vec<ServiceAccountMeta>>,
+        ListChanges,
+    ) {
+        let (namespaces, namespace_cursor) = self.namespaces.listing();
+        let (service_accounts, service_account_cursor) = self.service_accounts.listing();
+        let changes = ListChanges {
+            namespaces: namespace_cursor,
+            service_accounts: service_account_cursor,
+        };
+        (namespaces, service_accounts, changes)
+    }
+
     /// `snapshot` with its namespace and ServiceAccount lists complete, once both caches have
     /// listed everything; fails when a watch ended before that.
     pub async fn complete(&self, snapshot: &ClusterSnapshot) -> Result<ClusterSnapshot> {
-        let listed = self.namespaces.wait_until_ready().await.is_ok()
-            && self.service_accounts.wait_until_ready().await.is_ok();
-        if !listed {
+        if !self.wait_listed().await {
             return Err(Error::KubeConfig(
                 "a watch ended before its first list".to_string(),
             ));
         }
-        let (namespaces, namespace_cursor) = self.namespaces.listing();
-        let (service_accounts, service_account_cursor) = self.service_accounts.listing();
+        let (namespaces, service_accounts, changes) = self.listing();
         Ok(ClusterSnapshot {
             namespaces,
             service_accounts,
-            changes: Some(ListChanges {
-                namespaces: namespace_cursor,
-                service_accounts: service_account_cursor,
-            }),
+            changes: Some(changes),
             pending: None,
             ..snapshot.clone()
         })
